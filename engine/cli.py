@@ -1,0 +1,335 @@
+"""The ``photoseek`` command: index, search, caption, status, doctor, demo, models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine import __version__, paths
+from engine.errors import DecodeError, LibraryError, ModelError, PhotoseekError, QueryError, RootError
+from engine.ingest.pipeline import IndexProgress
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # the library or model cannot be used
+EXIT_USAGE = 2
+
+DEMO_QUERIES = ("a cat", "a cup of coffee", "a rocket", "flowers", "a red car", "a person", "the sea")
+
+
+class _ProgressLine:
+    """One updating line on stderr (a TTY), or a line every few seconds (a log file)."""
+
+    def __init__(self, stream=sys.stderr, interval: float = 2.0) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.interval = interval
+        self._last = 0.0
+        self._dirty = False
+
+    def __call__(self, progress: IndexProgress) -> None:
+        now = time.monotonic()
+        if self.tty:
+            self.stream.write("\r\033[K" + progress.line())
+            self._dirty = True
+        elif now - self._last >= self.interval or progress.done == progress.total:
+            self.stream.write(progress.line() + "\n")
+            self._last = now
+        self.stream.flush()
+
+    def build(self, message: str, fraction: float) -> None:
+        text = f"Preparing the built-in model (first run only): {message} ({fraction:.0%})"
+        if self.tty:
+            self.stream.write("\r\033[K" + text)
+            self._dirty = True
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self._dirty:
+            self.stream.write("\n")
+            self._dirty = False
+            self.stream.flush()
+
+
+def _open(args: argparse.Namespace, progress: _ProgressLine | None = None):
+    from engine.library import Library
+
+    line = progress or _ProgressLine()
+    return Library(
+        args.db,
+        model=getattr(args, "model", None),
+        device=getattr(args, "device", "auto"),
+        on_model_progress=line.build,
+    )
+
+
+def _print_sync(report, stream=sys.stderr) -> None:
+    index = report.index
+    parts = [
+        f"{report.found} photos found",
+        f"{report.new} new",
+        f"{report.changed} changed",
+        f"{report.removed} removed",
+    ]
+    if index is not None:
+        parts.append(f"{index.embedded} indexed, {index.reused} reused, {index.failed} failed in {index.seconds:.1f}s")
+        if index.cancelled:
+            parts.append("stopped early; run again to finish")
+    print("; ".join(parts), file=stream)
+    for folder in report.offline:
+        print(f"offline (kept as is): {folder}", file=stream)
+    for path, reason in report.unreadable[:20]:
+        print(f"cannot read {path}: {reason}", file=stream)
+    if index is not None and index.failures:
+        print(f"{len(index.failures)} file(s) could not be read (see `photoseek status`):", file=stream)
+        for path, reason in index.failures[:10]:
+            print(f"  {path}: {reason}", file=stream)
+        if len(index.failures) > 10:
+            print(f"  ... and {len(index.failures) - 10} more", file=stream)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    progress = _ProgressLine()
+    with _open(args, progress) as library:
+        for folder in args.folders:
+            library.add_root(folder)
+        _ = library.model  # build or load it before the scan prints anything
+        progress.done()
+        report = library.sync(on_progress=progress, workers=args.workers)
+        progress.done()
+        _print_sync(report)
+    return EXIT_OK
+
+
+def _hit_json(query: str, hit) -> dict[str, object]:
+    return {
+        "query": query,
+        "path": str(hit.photo.path),
+        "score": round(hit.score, 4),
+        "caption": hit.photo.caption,
+    }
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    queries = [q.strip() for q in sys.stdin] if args.query == "-" else [args.query]
+    queries = [q for q in queries if q]
+    status = EXIT_OK
+    with _open(args) as library:
+        for text in queries:
+            try:
+                results = library.search(text, limit=args.limit, cutoff=args.cutoff)
+            except QueryError as exc:
+                print(f"{text}: {exc}", file=sys.stderr)
+                status = EXIT_USAGE
+                continue
+            if args.json:
+                for hit in results.hits:
+                    print(json.dumps(_hit_json(text, hit), ensure_ascii=False))
+                if not results.hits:
+                    print(f"{text}: {results.message}", file=sys.stderr)
+                continue
+            if len(queries) > 1:
+                print(f"# {text}")
+            if not results.hits:
+                print(results.message, file=sys.stderr)
+            for hit in results.hits:
+                print(f"{hit.score:.3f}  {hit.photo.path}")
+                if hit.photo.caption and not args.paths_only:
+                    print(f"       {hit.photo.caption}")
+    return status
+
+
+def cmd_caption(args: argparse.Namespace) -> int:
+    status = EXIT_OK
+    with _open(args) as library:
+        for path in args.paths:
+            try:
+                text = library.caption(path)
+            except (DecodeError, LibraryError) as exc:
+                print(f"{path}: {exc}", file=sys.stderr)
+                status = EXIT_ERROR
+                continue
+            print(text if len(args.paths) == 1 else f"{path}: {text}")
+    return status
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with _open(args) as library:
+        info = library.status()
+    if args.json:
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    print(f"library:  {info['library']}")
+    model = info["model"]
+    device = info["device"]
+    print(f"model:    {model['name']} ({model['id']} {model['version']})")
+    print(f"device:   {', '.join(device['providers'])}")
+    if device["warning"]:
+        print(f"WARNING:  {device['warning']}")
+    for root in info["roots"]:
+        state = "" if root["online"] else "  (offline)"
+        print(f"folder:   {root['path']}  {root['photos']} photos{state}")
+    print(f"photos:   {info['photos']}  indexed {info['indexed']}  pending {info['pending']}  failed {info['failed']}")
+    failures = info["failures"]
+    if failures:
+        print("problems:")
+        for failure in failures:
+            print(f"  {failure['path']}: {failure['reason']}")
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import numpy
+    import onnxruntime as ort
+    import PIL
+
+    from engine.models import registry
+    from engine.models.runtime import choose_providers, gpu_hardware_present
+
+    print(f"photoseek {__version__}, Python {sys.version.split()[0]}, {sys.platform}")
+    print(
+        f"onnxruntime {ort.__version__} ({ort.get_device()} build), numpy {numpy.__version__}, pillow {PIL.__version__}"
+    )
+    print(f"providers available: {', '.join(ort.get_available_providers())}")
+    hardware = gpu_hardware_present()
+    print(f"GPU device found: {'unknown' if hardware is None else 'yes' if hardware else 'no'}")
+    print(f"providers chosen for --device {args.device}: {', '.join(choose_providers(args.device))}")
+    print(f"data folder: {paths.data_dir()}")
+    print(f"library: {args.db or paths.default_db_path()}")
+    bundles = registry.installed()
+    print(f"model bundles in {paths.models_dir()}: {len(bundles)}")
+    for manifest in bundles:
+        print(f"  {manifest.id} {manifest.version}: {manifest.name} ({manifest.embedding_size}-d, {manifest.license})")
+    try:
+        from engine.library import Library
+
+        with Library(args.db, model=args.model, device=args.device) as library:
+            text = library.model.text.encode_query("a test")
+            report = library.model.sessions.report
+            print(f"model {library.model.id} loads and runs on: {report.describe()} ({text.shape[0]}-d)")
+    except PhotoseekError as exc:
+        print(f"model check failed: {exc}")
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    folder = Path(args.folder) if args.folder else paths.SAMPLE_PHOTOS_DIR
+    if args.db is None:
+        args.db = str(paths.data_dir() / "demo.sqlite3")
+    progress = _ProgressLine()
+    with _open(args, progress) as library:
+        library.add_root(folder)
+        _ = library.model
+        progress.done()
+        report = library.sync(on_progress=progress)
+        progress.done()
+        _print_sync(report)
+        print(f"\nLibrary: {library.db_path} ({library.photo_count()} photos from {folder})\n")
+        for text in args.queries or DEMO_QUERIES:
+            results = library.search(text, limit=3)
+            print(f'Search: "{text}"')
+            if not results.hits:
+                print(f"   {results.message}")
+            for hit in results.hits:
+                print(f"   {hit.score:.3f}  {hit.photo.path.name}")
+                print(f"          {hit.photo.caption}")
+            print()
+        print("Try your own: photoseek search --db", library.db_path, '"a description"')
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from engine.models import registry
+
+    if args.action == "list":
+        bundles = registry.installed()
+        if not bundles:
+            print("no model bundles installed yet (the built-in one is built on first use)")
+        for manifest in bundles:
+            size = sum(int(f.get("size", 0)) for f in manifest.files.values()) / 1e6
+            print(f"{manifest.id:28} {manifest.version:8} {manifest.kind:16} {size:7.1f} MB  {manifest.name}")
+        return EXIT_OK
+    if args.action == "build":
+        from engine.models.builtin import ensure_builtin
+
+        line = _ProgressLine()
+        path = ensure_builtin(progress=line.build)
+        line.done()
+        print(path)
+        return EXIT_OK
+    raise AssertionError(args.action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="photoseek", description="Find photos by describing them. Runs locally.")
+    parser.add_argument("--version", action="version", version=f"photoseek {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", help="library file (default: $PHOTOSEEK_DB or the user data folder)")
+    common.add_argument("--model", help="model id or bundle folder (default: the library's, else built-in)")
+    common.add_argument("--device", choices=("auto", "cpu", "gpu"), default=os.environ.get("PHOTOSEEK_DEVICE", "auto"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", parents=[common], help="add folders and bring the index up to date")
+    p.add_argument("folders", nargs="*", help="photo folders to add (none: update the existing ones)")
+    p.add_argument("--workers", type=int, help="decoding threads (default: one per core)")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", parents=[common], help="find photos by description")
+    p.add_argument("query", help='what to find; "-" reads one query per line from standard input')
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true", help="one JSON object per result")
+    p.add_argument("--cutoff", type=float, help="minimum score (default: the model's calibrated cutoff)")
+    p.add_argument("--paths-only", action="store_true", help="do not print captions")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("caption", parents=[common], help="print the caption of photos")
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(func=cmd_caption)
+
+    p = sub.add_parser("status", parents=[common], help="counts, problems, model and device")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("doctor", parents=[common], help="check the installation")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("demo", parents=[common], help="index the bundled sample photos and search them")
+    p.add_argument("--folder", help="a folder to use instead of the sample photos")
+    p.add_argument("queries", nargs="*", help="queries to try (default: a few examples)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("models", help="model bundles")
+    p.add_argument("action", choices=("list", "build"))
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except (RootError, QueryError) as exc:
+        print(f"photoseek: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (LibraryError, ModelError) as exc:
+        print(f"photoseek: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("\nphotoseek: interrupted; run the same command again to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""The engine's exceptions. The engine raises these and never prints or exits;
+the CLI and the GUI decide how to show them."""
+
+from __future__ import annotations
+
+
+class PhotoseekError(Exception):
+    """Root of every error the engine raises on purpose."""
+
+
+class LibraryError(PhotoseekError):
+    """The library database cannot be used."""
+
+
+class SchemaTooNewError(LibraryError):
+    """The library was written by a newer Photoseek; it is refused, never altered."""
+
+
+class LibraryBusyError(LibraryError):
+    """Another process is already writing to this library."""
+
+
+class ModelError(PhotoseekError):
+    """A model bundle is missing, broken or cannot run."""
+
+
+class ModelNotFoundError(ModelError):
+    """No installed model bundle has the requested id."""
+
+
+class BundleIntegrityError(ModelError):
+    """A bundle file is missing or its SHA-256 does not match the manifest."""
+
+
+class DecodeError(PhotoseekError):
+    """A file could not be read as a photo. ``reason`` is shown to the user."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class QueryError(PhotoseekError):
+    """A search query cannot be understood (for example ``like:`` names no known photo)."""
+
+
+class RootError(PhotoseekError):
+    """A photo folder cannot be added (missing, not a folder, unreadable)."""

@@ -1,0 +1,1 @@
+"""Getting photos in: walking folders, decoding safely, the indexing pipeline, watching."""

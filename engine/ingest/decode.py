@@ -1,0 +1,230 @@
+"""Reading a photo file safely.
+
+Every file is untrusted. :func:`decode_photo` either returns a small RGB image (orientation
+applied, reduced-size JPEG decoding) with the photo's metadata, or raises :class:`DecodeError`
+with a reason a person can act on. It never writes anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from engine.errors import DecodeError
+
+try:  # HEIC/HEIF (and AVIF where Pillow lacks it) through libheif
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    HEIF_SUPPORTED = True
+except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
+    HEIF_SUPPORTED = False
+
+#: Larger photos are refused: a small file declaring huge dimensions is a decompression bomb.
+MAX_PIXELS = 250_000_000
+#: Files above this size are fingerprinted from samples instead of in full (see fingerprint()).
+FULL_HASH_LIMIT = 64 * 1024 * 1024
+#: Files above this size are not read at all (no photo format needs this much).
+MAX_FILE_BYTES = 1024 * 1024 * 1024
+
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+PHOTO_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp", ".dib"}
+    | {".heic", ".heif", ".hif", ".avif"}
+)
+#: Never photos: skipped by the scan without opening them.
+NOT_PHOTO_EXTENSIONS = frozenset(
+    {".xmp", ".txt", ".json", ".xml", ".html", ".htm", ".md", ".pdf", ".doc", ".docx", ".xls", ".xlsx"}
+    | {".csv", ".zip", ".gz", ".tar", ".7z", ".iso", ".dmg", ".exe", ".dll", ".so", ".py", ".sh", ".ini"}
+    | {".mp4", ".mov", ".avi", ".mkv", ".m4v", ".3gp", ".mts", ".m2ts", ".wmv", ".webm", ".lrv"}
+    | {".mp3", ".wav", ".aac", ".m4a", ".flac", ".ogg", ".db", ".sqlite", ".thm", ".aae"}
+    | {".pp3", ".dop", ".on1"}  # editors' sidecar files
+)
+
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
+
+
+def sniff(head: bytes) -> str | None:
+    """The image format the first bytes of a file announce, or None."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if head[:2] == b"BM" and len(head) >= 14:
+        return "BMP"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "AVIF" if head[8:12] in (b"avif", b"avis") else "HEIF"
+    return None
+
+
+def describe_non_image(head: bytes) -> str:
+    """A short guess at what a non-image file is, for the failure reason."""
+    if not head:
+        return "empty file (0 bytes)"
+    if head[4:8] == b"ftyp" or head[:4] == b"\x1aE\xdf\xa3" or head[:4] == b"RIFF":
+        return "a video or other media file, not a photo"
+    if head.startswith(b"%PDF"):
+        return "a PDF document, not a photo"
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive, not a photo"
+    try:
+        text = head.decode("utf-8")
+        if all(ch.isprintable() or ch in "\r\n\t" for ch in text):
+            return "a text file, not a photo"
+    except UnicodeDecodeError:
+        pass
+    return "not a recognised image format"
+
+
+def fingerprint(data: bytes | None = None, path: Path | None = None, size: int | None = None) -> str:
+    """A content fingerprint: BLAKE2b of the whole content, or of size + three 1 MiB samples
+    for files larger than :data:`FULL_HASH_LIMIT` (so a 100 MB RAW costs a few milliseconds)."""
+    digest = hashlib.blake2b(digest_size=16)
+    if data is not None:
+        digest.update(data)
+        return digest.hexdigest()
+    assert path is not None and size is not None
+    chunk = 1 << 20
+    digest.update(b"sampled:%d:" % size)
+    with path.open("rb") as handle:
+        for offset in (0, max(0, size // 2 - chunk // 2), max(0, size - chunk)):
+            handle.seek(offset)
+            digest.update(handle.read(chunk))
+    return digest.hexdigest()
+
+
+@dataclass
+class DecodedPhoto:
+    """A photo reduced for the encoders, with what was learned about it."""
+
+    image: Image.Image  # RGB, orientation applied, shortest side >= the requested size (when possible)
+    format: str
+    width: int  # full size, after orientation
+    height: int
+    orientation: int
+    taken_at: str | None  # ISO 8601 from EXIF, when present
+
+
+def _exif_info(image: Image.Image) -> tuple[int, str | None]:
+    try:
+        exif = image.getexif()
+    except Exception:  # a broken EXIF block must not fail the photo
+        return 1, None
+    orientation = exif.get(0x0112, 1)
+    if not isinstance(orientation, int) or not 1 <= orientation <= 8:
+        orientation = 1
+    taken = None
+    try:
+        raw = exif.get_ifd(0x8769).get(0x9003) or exif.get(0x0132)
+        if isinstance(raw, bytes):
+            raw = raw.decode("ascii", "ignore")
+        if isinstance(raw, str) and raw.strip(" \x00"):
+            taken = datetime.strptime(raw.strip(" \x00")[:19], "%Y:%m:%d %H:%M:%S").isoformat()
+    except (ValueError, KeyError, TypeError, AttributeError):
+        taken = None
+    return orientation, taken
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any mode to 8-bit RGB; transparency becomes white; 16-bit and float are scaled, not clipped."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        array = np.asarray(image, dtype=np.float32)
+        top = 65535.0 if mode.startswith("I;16") else max(float(array.max()), 1.0)
+        if mode == "F":
+            low = float(array.min())
+            array, top = array - low, max(float(array.max()) - low, 1e-6)
+        grey = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "P", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def decode_photo(data: bytes, *, min_side: int = 224) -> DecodedPhoto:
+    """Decode ``data`` into a reduced RGB image whose shortest side is at least ``min_side``.
+
+    JPEGs are decoded at a reduced scale (DCT scaling) when that still gives ``min_side``; the
+    first frame of animations is used. Raises :class:`DecodeError` with a reason otherwise.
+    """
+    if not data:
+        raise DecodeError("empty file (0 bytes)")
+    kind = sniff(data[:32])
+    if kind is None:
+        raise DecodeError(describe_non_image(data[:512]))
+    if kind in ("HEIF", "AVIF") and not HEIF_SUPPORTED:
+        raise DecodeError(f"{kind} photos need pillow-heif, which is not installed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width <= 0 or height <= 0:
+                raise DecodeError(f"invalid dimensions {width}x{height}")
+            if width * height > MAX_PIXELS:
+                raise DecodeError(
+                    f"image too large ({width}x{height} = {width * height / 1e6:.0f} MP; "
+                    f"limit {MAX_PIXELS / 1e6:.0f} MP), possibly a decompression bomb"
+                )
+            orientation, taken = _exif_info(image)
+            if getattr(image, "is_animated", False):
+                image.seek(0)
+            if image.format == "JPEG":
+                # DCT scaling: decode at 1/2, 1/4 or 1/8 size as long as both sides stay >= min_side.
+                image.draft("RGB", (min_side, min_side))
+            image.load()
+            picture = _to_rgb(ImageOps.exif_transpose(image) or image)
+        except DecodeError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise DecodeError(f"image too large, possibly a decompression bomb ({exc})") from exc
+        except UnidentifiedImageError as exc:
+            raise DecodeError(f"damaged {kind} file (its content cannot be read)") from exc
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error) as exc:
+            message = str(exc) or exc.__class__.__name__
+            if "truncated" in message.lower() or isinstance(exc, EOFError):
+                raise DecodeError(f"truncated or damaged {kind} file ({message})") from exc
+            raise DecodeError(f"damaged {kind} file ({message})") from exc
+        except MemoryError as exc:
+            raise DecodeError("not enough memory to decode this image") from exc
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    if picture.width < 1 or picture.height < 1:
+        raise DecodeError("image has no pixels")
+    return DecodedPhoto(image=picture, format=kind, width=width, height=height, orientation=orientation, taken_at=taken)
+
+
+def read_photo_file(path: Path, size: int) -> bytes:
+    """The bytes of a photo file, refusing absurd sizes before reading."""
+    if size > MAX_FILE_BYTES:
+        raise DecodeError(f"file too large to be a photo ({size / 1e9:.1f} GB)")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise DecodeError("the file disappeared before it could be read") from exc
+    except PermissionError as exc:
+        raise DecodeError("permission denied") from exc
+    except IsADirectoryError as exc:
+        raise DecodeError("is a folder, not a file") from exc
+    except OSError as exc:
+        raise DecodeError(f"cannot read the file ({exc.strerror or exc})") from exc

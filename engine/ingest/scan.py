@@ -1,0 +1,110 @@
+"""Walking a photo folder and working out what changed since the last look.
+
+The walk only lists and stats; it opens a file only when its extension is unknown, to read
+32 bytes and recognise an image by its content. Hidden files and folders are skipped, symlink
+loops are broken, unreadable folders are reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.ingest.decode import NOT_PHOTO_EXTENSIONS, PHOTO_EXTENSIONS, sniff
+
+log = logging.getLogger(__name__)
+
+# Names that are not valid UTF-8 reach Python as lone surrogates (surrogateescape), which
+# SQLite cannot store as text. They are mapped to a private-use range and back, reversibly.
+_SURROGATE_BASE = 0xDC00
+_PRIVATE_BASE = 0x10FC00
+
+
+def to_db_name(name: str) -> str:
+    if not any(0xDC80 <= ord(ch) <= 0xDCFF for ch in name):
+        return name
+    return "".join(
+        chr(_PRIVATE_BASE + (ord(ch) - _SURROGATE_BASE)) if 0xDC80 <= ord(ch) <= 0xDCFF else ch for ch in name
+    )
+
+
+def from_db_name(name: str) -> str:
+    if not any(0x10FC80 <= ord(ch) <= 0x10FCFF for ch in name):
+        return name
+    return "".join(
+        chr(_SURROGATE_BASE + (ord(ch) - _PRIVATE_BASE)) if 0x10FC80 <= ord(ch) <= 0x10FCFF else ch for ch in name
+    )
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A file that may be a photo: its path relative to the root (as stored), size and mtime."""
+
+    rel_path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class WalkReport:
+    files: list[FileEntry] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
+
+
+def is_candidate(path: str) -> bool:
+    """A photo extension, or an unknown extension whose first bytes are an image's."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext in PHOTO_EXTENSIONS:
+        return True
+    if ext in NOT_PHOTO_EXTENSIONS:
+        return False
+    try:
+        with open(path, "rb") as handle:
+            return sniff(handle.read(32)) is not None
+    except OSError:
+        return False
+
+
+def walk(root: Path) -> WalkReport:
+    """Every candidate photo under ``root`` (hidden entries skipped, symlink loops broken)."""
+    report = WalkReport()
+    root_str = os.fspath(root)
+    seen_dirs: set[tuple[int, int]] = set()
+    try:
+        st = os.stat(root_str)
+        seen_dirs.add((st.st_dev, st.st_ino))
+    except OSError as exc:
+        report.problems.append((".", f"cannot read the folder ({exc.strerror or exc})"))
+        return report
+    stack = [root_str]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            rel = os.path.relpath(folder, root_str)
+            report.problems.append((to_db_name(rel), f"cannot read the folder ({exc.strerror or exc})"))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=True)
+            except OSError as exc:  # dangling symlink, permission denied, vanished
+                rel = os.path.relpath(entry.path, root_str)
+                if not entry.is_symlink():
+                    report.problems.append((to_db_name(rel), f"cannot read ({exc.strerror or exc})"))
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                key = (info.st_dev, info.st_ino)
+                if key in seen_dirs:  # a symlink loop or a second link to the same folder
+                    continue
+                seen_dirs.add(key)
+                stack.append(entry.path)
+            elif stat.S_ISREG(info.st_mode) and is_candidate(entry.path):
+                rel = os.path.relpath(entry.path, root_str)
+                report.files.append(FileEntry(to_db_name(rel), info.st_size, info.st_mtime_ns))
+    return report

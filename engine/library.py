@@ -1,0 +1,659 @@
+"""The library: the one object a GUI or the CLI holds.
+
+It owns the database, the active model and the in-memory search index, and offers what a
+person does with a photo library: add or remove folders, bring the index up to date, search,
+find similar photos, read captions, see what went wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine import paths
+from engine.errors import DecodeError, LibraryError, QueryError, RootError
+from engine.ingest.decode import decode_photo, read_photo_file
+from engine.ingest.pipeline import Committed, Indexer, IndexProgress, IndexReport, Job
+from engine.ingest.scan import from_db_name, to_db_name, walk
+from engine.models.builtin import Progress as BuildProgress
+from engine.models.encoders import normalize
+from engine.models.registry import LoadedModel, load_model
+from engine.search.index import VectorIndex
+from engine.search.query import Query, parse
+from engine.store.db import connect
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Root:
+    id: int
+    path: Path
+    online: bool
+    photos: int = 0
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A photo file in the library."""
+
+    id: int
+    path: Path
+    root: Path
+    size: int
+    state: str  # pending, indexed or failed
+    error: str | None = None
+    caption: str | None = None
+    width: int | None = None
+    height: int | None = None
+    taken_at: str | None = None
+    content_id: int | None = None
+    mtime_ns: int = 0
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    photo: Photo
+    score: float
+
+
+@dataclass
+class SearchResults:
+    query: str
+    hits: list[SearchHit]
+    message: str | None = None  # why the list is empty, or a note about it
+
+
+@dataclass
+class SyncReport:
+    roots: int = 0
+    offline: list[Path] = field(default_factory=list)
+    found: int = 0
+    new: int = 0
+    changed: int = 0
+    removed: int = 0
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    index: IndexReport | None = None
+
+
+ChangeListener = Callable[[list[Committed]], None]
+
+
+class Library:
+    """A Photoseek library: one SQLite file plus the model that indexes and searches it.
+
+    The model is loaded (and the built-in one built) lazily, on the first call that needs it.
+    Methods may be called from several threads; indexing and searching can run at once.
+    """
+
+    def __init__(
+        self,
+        db_path: Path | str | None = None,
+        *,
+        model: str | None = None,
+        device: str = "auto",
+        threads: int | None = None,
+        models_root: Path | None = None,
+        on_model_progress: BuildProgress | None = None,
+    ) -> None:
+        self.db_path = Path(db_path) if db_path else paths.default_db_path()
+        self._conn = connect(self.db_path)
+        self._lock = threading.RLock()
+        self._model_name = model if model is not None else self._meta("model")
+        self._device = device
+        self._threads = threads
+        self._models_root = models_root
+        self._on_model_progress = on_model_progress
+        self._model: LoadedModel | None = None
+        self._model_lock = threading.Lock()
+        self._index: VectorIndex | None = None
+        self._index_lock = threading.Lock()
+        self._listeners: list[ChangeListener] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _meta(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        with self._lock, self._conn:
+            self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # -- the model ---------------------------------------------------------------------------
+
+    @property
+    def model(self) -> LoadedModel:
+        """The active model, loaded on first use (the built-in one is built if needed)."""
+        if self._model is None:
+            with self._model_lock:
+                if self._model is None:
+                    self._model = load_model(
+                        self._model_name,
+                        device=self._device,
+                        threads=self._threads,
+                        models_root=self._models_root,
+                        progress=self._on_model_progress,
+                    )
+        return self._model
+
+    @property
+    def model_loaded(self) -> bool:
+        return self._model is not None
+
+    def use_model(self, name: str | None) -> None:
+        """Make ``name`` the library's model (remembered). Photos without its vectors become pending
+        work for the next sync; search uses the new model's vectors."""
+        with self._model_lock:
+            self._model = None
+            self._model_name = name
+        with self._index_lock:
+            self._index = None
+        if name:
+            self._set_meta("model", name)
+
+    # -- folders -----------------------------------------------------------------------------
+
+    def roots(self) -> list[Root]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT r.id, r.path, r.online, count(p.id) FROM roots r "
+                "LEFT JOIN photos p ON p.root_id = r.id GROUP BY r.id ORDER BY r.path"
+            ).fetchall()
+        return [Root(r[0], Path(from_db_name(r[1])), bool(r[2]), r[3]) for r in rows]
+
+    def add_root(self, folder: Path | str) -> Root:
+        """Add a photo folder. It is only ever read, never written to."""
+        path = Path(folder).expanduser()
+        try:
+            path = path.resolve(strict=True)
+        except (OSError, RuntimeError) as exc:
+            raise RootError(f"{folder}: no such folder") from exc
+        if not path.is_dir():
+            raise RootError(f"{path} is not a folder")
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise RootError(f"{path}: permission denied")
+        for root in self.roots():
+            if path == root.path:
+                return root
+            if root.path in path.parents:
+                raise RootError(f"{path} is already in the library, inside {root.path}")
+            if path in root.path.parents:
+                raise RootError(
+                    f"{path} contains {root.path}, which is already in the library; remove that folder first"
+                )
+        with self._lock, self._conn:
+            cur = self._conn.execute(
+                "INSERT INTO roots (path, added_at, online) VALUES (?, ?, 1)", (to_db_name(str(path)), time.time())
+            )
+            root_id = int(cur.lastrowid or 0)
+        log.info("added folder %s", path)
+        return Root(root_id, path, True, 0)
+
+    def remove_root(self, folder: Path | str) -> int:
+        """Forget a folder and its photos (the files are not touched). Returns how many photos."""
+        target = Path(folder).expanduser()
+        for root in self.roots():
+            if root.path == target or root.path == target.resolve():
+                with self._lock, self._conn:
+                    ids = [r[0] for r in self._conn.execute("SELECT id FROM photos WHERE root_id = ?", (root.id,))]
+                    self._conn.execute("DELETE FROM photos WHERE root_id = ?", (root.id,))
+                    self._conn.execute("DELETE FROM roots WHERE id = ?", (root.id,))
+                    self._collect_garbage(self._conn)
+                self._reload_index_later()
+                self._notify([Committed(i, None, "removed", None) for i in ids])
+                return len(ids)
+        raise RootError(f"{folder} is not a folder of this library")
+
+    # -- keeping up to date ------------------------------------------------------------------
+
+    def subscribe(self, listener: ChangeListener) -> None:
+        """Call ``listener`` (on a background thread) with photos whose state changed."""
+        self._listeners.append(listener)
+
+    def _notify(self, changes: list[Committed]) -> None:
+        if not changes:
+            return
+        for listener in list(self._listeners):
+            try:
+                listener(changes)
+            except Exception:
+                log.exception("change listener failed")
+
+    def _root_is_online(self, root: Root) -> bool:
+        try:
+            if not root.path.is_dir():
+                return False
+            if root.photos and not any(os.scandir(root.path)):
+                # An empty mount point where photos used to be: most likely an unplugged drive.
+                return False
+        except OSError:
+            return False
+        return True
+
+    def scan(self, roots: list[Root] | None = None, report: SyncReport | None = None) -> list[Job]:
+        """Compare the folders with the library: record new, changed and deleted files and
+        return the photos that need indexing (new, changed, or missing the active model's vectors)."""
+        report = report or SyncReport()
+        roots = self.roots() if roots is None else roots
+        report.roots += len(roots)
+        now = time.time()
+        for root in roots:
+            online = self._root_is_online(root)
+            with self._lock, self._conn:
+                self._conn.execute("UPDATE roots SET online = ? WHERE id = ?", (int(online), root.id))
+            if not online:
+                log.warning("folder %s is offline (missing or empty); its photos are kept", root.path)
+                report.offline.append(root.path)
+                continue
+            walked = walk(root.path)
+            report.found += len(walked.files)
+            report.unreadable += [(root.path / from_db_name(rel), why) for rel, why in walked.problems]
+            with self._lock, self._conn:
+                known = {
+                    r[0]: (r[1], r[2], r[3])
+                    for r in self._conn.execute(
+                        "SELECT rel_path, id, size, mtime_ns FROM photos WHERE root_id = ?", (root.id,)
+                    )
+                }
+                for entry in walked.files:
+                    row = known.pop(entry.rel_path, None)
+                    if row is None:
+                        self._conn.execute(
+                            "INSERT INTO photos (root_id, rel_path, size, mtime_ns, state, seen_at) "
+                            "VALUES (?, ?, ?, ?, 'pending', ?)",
+                            (root.id, entry.rel_path, entry.size, entry.mtime_ns, now),
+                        )
+                        report.new += 1
+                    elif (row[1], row[2]) != (entry.size, entry.mtime_ns):
+                        self._conn.execute(
+                            "UPDATE photos SET size = ?, mtime_ns = ?, state = 'pending', error = NULL, "
+                            "content_id = NULL WHERE id = ?",
+                            (entry.size, entry.mtime_ns, row[0]),
+                        )
+                        report.changed += 1
+                # Files under an unreadable subfolder are not "deleted": keep them.
+                unreadable_dirs = [rel for rel, _ in walked.problems]
+                gone = [
+                    row[0]
+                    for rel, row in known.items()
+                    if not any(rel == d or rel.startswith(d.rstrip("/") + "/") for d in unreadable_dirs)
+                ]
+                self._conn.executemany("DELETE FROM photos WHERE id = ?", [(i,) for i in gone])
+                report.removed += len(gone)
+                self._conn.execute("UPDATE roots SET last_sync = ? WHERE id = ?", (now, root.id))
+        return self._pending_jobs([r.id for r in roots])
+
+    def _pending_jobs(self, root_ids: list[int]) -> list[Job]:
+        if not root_ids:
+            return []
+        model_id = self.model.id
+        marks = ",".join("?" * len(root_ids))
+        with self._lock:
+            rows = self._conn.execute(
+                f"""SELECT p.id, r.path, p.rel_path, p.size, p.mtime_ns FROM photos p
+                    JOIN roots r ON r.id = p.root_id
+                    WHERE r.online = 1 AND p.root_id IN ({marks}) AND (
+                        p.state = 'pending' OR (p.state = 'indexed' AND NOT EXISTS (
+                            SELECT 1 FROM embeddings e WHERE e.content_id = p.content_id
+                            AND e.model_id = ? AND e.kind = 'image' AND e.region = 0)))
+                    ORDER BY p.id""",
+                [*root_ids, model_id],
+            ).fetchall()
+        return [Job(r[0], Path(from_db_name(r[1])) / from_db_name(r[2]), r[3], r[4]) for r in rows]
+
+    def index(
+        self,
+        jobs: list[Job],
+        *,
+        on_progress: Callable[[IndexProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+        workers: int | None = None,
+        batch_size: int = 16,
+    ) -> IndexReport:
+        """Decode, embed and caption ``jobs`` (see :meth:`scan`)."""
+        model = self.model
+        indexer = Indexer(
+            self.db_path,
+            model,
+            workers=workers,
+            batch_size=batch_size,
+            on_progress=on_progress,
+            on_committed=self._on_committed,
+            cancel=cancel,
+        )
+        with self._lock:
+            known = indexer.known_contents(self._conn)
+        report = indexer.run(jobs, known)
+        with self._lock, self._conn:
+            self._collect_garbage(self._conn)
+        return report
+
+    def sync(
+        self,
+        *,
+        on_progress: Callable[[IndexProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+        workers: int | None = None,
+    ) -> SyncReport:
+        """Bring the whole library up to date with its folders."""
+        report = SyncReport()
+        jobs = self.scan(report=report)
+        report.index = self.index(jobs, on_progress=on_progress, cancel=cancel, workers=workers)
+        return report
+
+    def _on_committed(self, changes: list[Committed]) -> None:
+        with self._index_lock:
+            index = self._index
+        if index is not None:
+            fresh = [c for c in changes if c.vector is not None and c.content_id is not None]
+            if fresh:
+                ids = np.asarray([c.content_id for c in fresh], dtype=np.int64)
+                index.add(ids, np.stack([c.vector for c in fresh if c.vector is not None]))
+            reused = [c for c in changes if c.vector is None and c.content_id is not None]
+            if reused:
+                self._add_to_index(index, [c.content_id for c in reused if c.content_id is not None])
+        self._notify(changes)
+
+    @staticmethod
+    def _collect_garbage(conn: sqlite3.Connection) -> None:
+        """Delete contents no photo refers to any more (and their vectors and captions)."""
+        orphans = "SELECT id FROM contents WHERE id NOT IN (SELECT content_id FROM photos WHERE content_id IS NOT NULL)"
+        for table in ("embeddings", "captions", "photo_text"):
+            conn.execute(f"DELETE FROM {table} WHERE content_id IN ({orphans})")
+        conn.execute(f"DELETE FROM contents WHERE id IN ({orphans})")
+
+    # -- reading -----------------------------------------------------------------------------
+
+    _PHOTO_SELECT = """
+        SELECT p.id, r.path, p.rel_path, p.size, p.state, p.error, k.text, c.width, c.height,
+               c.taken_at, p.content_id, p.mtime_ns, t.text
+        FROM photos p JOIN roots r ON r.id = p.root_id
+        LEFT JOIN contents c ON c.id = p.content_id
+        LEFT JOIN captions k ON k.content_id = p.content_id AND k.model_id = ?
+        LEFT JOIN photo_text t ON t.content_id = p.content_id
+    """
+
+    def _captioner_id(self) -> str:
+        model = self.model
+        return model.captioner.id if model.captioner else ""
+
+    @staticmethod
+    def _photo(row: tuple) -> Photo:
+        root = Path(from_db_name(row[1]))
+        caption = row[6]
+        if caption and row[12]:
+            caption = f'{caption} Text in the photo: "{row[12]}".'
+        return Photo(
+            id=row[0],
+            path=root / from_db_name(row[2]),
+            root=root,
+            size=row[3],
+            state=row[4],
+            error=row[5],
+            caption=caption,
+            width=row[7],
+            height=row[8],
+            taken_at=row[9],
+            content_id=row[10],
+            mtime_ns=row[11],
+        )
+
+    def photos(self, offset: int = 0, limit: int = 1000, *, order: str = "taken") -> list[Photo]:
+        """Photos in a stable order (date taken, then path) for browsing."""
+        order_by = {
+            "taken": "coalesce(c.taken_at, '9999'), r.path, p.rel_path",
+            "path": "r.path, p.rel_path",
+            "id": "p.id",
+        }[order]
+        with self._lock:
+            rows = self._conn.execute(
+                self._PHOTO_SELECT + f" ORDER BY {order_by} LIMIT ? OFFSET ?",
+                (self._captioner_id(), limit, offset),
+            ).fetchall()
+        return [self._photo(r) for r in rows]
+
+    def photo_count(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT count(*) FROM photos").fetchone()[0])
+
+    def photo(self, path_or_id: Path | str | int) -> Photo | None:
+        """One photo by id or by path (absolute, or relative to a library folder)."""
+        with self._lock:
+            if isinstance(path_or_id, int):
+                row = self._conn.execute(
+                    self._PHOTO_SELECT + " WHERE p.id = ?", (self._captioner_id(), path_or_id)
+                ).fetchone()
+                return self._photo(row) if row else None
+            path = Path(path_or_id).expanduser()
+            candidates = [path] if path.is_absolute() else [Path.cwd() / path]
+            for candidate in list(candidates):
+                with contextlib.suppress(OSError):
+                    candidates.append(candidate.resolve())
+            for root in self.roots():
+                for candidate in candidates:
+                    if root.path == candidate or root.path in candidate.parents:
+                        rel = to_db_name(str(candidate.relative_to(root.path)))
+                        row = self._conn.execute(
+                            self._PHOTO_SELECT + " WHERE p.root_id = ? AND p.rel_path = ?",
+                            (self._captioner_id(), root.id, rel),
+                        ).fetchone()
+                        if row:
+                            return self._photo(row)
+            if not path.is_absolute():  # a path relative to a library folder
+                rel = to_db_name(str(path))
+                row = self._conn.execute(
+                    self._PHOTO_SELECT + " WHERE p.rel_path = ? ORDER BY p.id LIMIT 1", (self._captioner_id(), rel)
+                ).fetchone()
+                if row:
+                    return self._photo(row)
+        return None
+
+    def problems(self) -> list[Photo]:
+        """Photos that could not be indexed, with the reason."""
+        with self._lock:
+            rows = self._conn.execute(
+                self._PHOTO_SELECT + " WHERE p.state = 'failed' ORDER BY r.path, p.rel_path", (self._captioner_id(),)
+            ).fetchall()
+        return [self._photo(r) for r in rows]
+
+    def status(self) -> dict[str, object]:
+        """Counts, the model and where it runs (loads the model)."""
+        model = self.model
+        with self._lock:
+            total = self._conn.execute("SELECT count(*) FROM photos").fetchone()[0]
+            failed = self._conn.execute("SELECT count(*) FROM photos WHERE state = 'failed'").fetchone()[0]
+            indexed = self._conn.execute(
+                """SELECT count(*) FROM photos p WHERE p.state = 'indexed' AND EXISTS (
+                   SELECT 1 FROM embeddings e WHERE e.content_id = p.content_id AND e.model_id = ?
+                   AND e.kind = 'image' AND e.region = 0)""",
+                (model.id,),
+            ).fetchone()[0]
+        report = model.sessions.report
+        return {
+            "library": str(self.db_path),
+            "photos": total,
+            "indexed": indexed,
+            "failed": failed,
+            "pending": total - indexed - failed,
+            "roots": [{"path": str(r.path), "online": r.online, "photos": r.photos} for r in self.roots()],
+            "model": {"id": model.manifest.id, "version": model.manifest.version, "name": model.manifest.name},
+            "device": {
+                "requested": report.requested,
+                "providers": report.active or report.tried,
+                "on_gpu": report.on_gpu,
+                "warning": report.warning,
+            },
+            "failures": [{"path": str(p.path), "reason": p.error} for p in self.problems()],
+        }
+
+    # -- search ------------------------------------------------------------------------------
+
+    def _fetch_exact(self, content_ids: np.ndarray) -> np.ndarray:
+        vectors = self._load_vectors([int(i) for i in content_ids])
+        dim = self.model.manifest.embedding_size
+        return np.stack([vectors.get(int(i), np.zeros(dim, dtype=np.float32)) for i in content_ids])
+
+    def _load_vectors(self, content_ids: list[int] | None = None) -> dict[int, np.ndarray]:
+        """Image vectors of the active model, with text found in the photo mixed in."""
+        model = self.model
+        weight = model.manifest.search_setting("text_in_photo_weight", 0.0)
+        sql = "SELECT content_id, kind, vector FROM embeddings WHERE model_id = ? AND region = 0"
+        args: list[object] = [model.id]
+        if content_ids is not None:
+            sql += f" AND content_id IN ({','.join('?' * len(content_ids))})"
+            args += content_ids
+        image: dict[int, np.ndarray] = {}
+        text: dict[int, np.ndarray] = {}
+        with self._lock:
+            for cid, kind, blob in self._conn.execute(sql, args):
+                (image if kind == "image" else text)[cid] = np.frombuffer(blob, dtype=np.float32)
+        for cid, vec in text.items():
+            if cid in image and weight > 0:
+                image[cid] = normalize(image[cid] + weight * vec)
+        return image
+
+    def _add_to_index(self, index: VectorIndex, content_ids: list[int]) -> None:
+        vectors = self._load_vectors(content_ids)
+        if vectors:
+            index.add(np.fromiter(vectors.keys(), dtype=np.int64), np.stack(list(vectors.values())))
+
+    def search_index(self) -> VectorIndex:
+        """The in-memory index of the active model's vectors, loaded once."""
+        with self._index_lock:
+            if self._index is None:
+                started = time.perf_counter()
+                vectors = self._load_vectors()
+                index = VectorIndex(self.model.manifest.embedding_size, fetch_exact=self._fetch_exact)
+                if vectors:
+                    index.set(np.fromiter(vectors.keys(), dtype=np.int64), np.stack(list(vectors.values())))
+                self._index = index
+                log.info("loaded %d vectors in %.2f s", len(index), time.perf_counter() - started)
+            return self._index
+
+    def _reload_index_later(self) -> None:
+        with self._index_lock:
+            self._index = None
+
+    def _like_vector(self, target: str) -> np.ndarray:
+        photo = self.photo(target)
+        if photo is not None and photo.content_id is not None:
+            vector = self._load_vectors([photo.content_id]).get(photo.content_id)
+            if vector is not None:
+                return vector
+        path = Path(target).expanduser()
+        if path.is_file():  # a photo outside the library: embed it now
+            try:
+                data = read_photo_file(path, path.stat().st_size)
+                decoded = decode_photo(data, min_side=self.model.image.preprocess.size)
+            except DecodeError as exc:
+                raise QueryError(f"like:{target}: {exc.reason}") from exc
+            return self.model.image.encode([decoded.image]).embeddings[0]
+        raise QueryError(f"like:{target}: no such photo in the library or on disk")
+
+    def query_vector(self, query: Query) -> np.ndarray:
+        """The query's vector: descriptions and ``like:`` photos added, ``-`` concepts pushed away."""
+        model = self.model
+        parts: list[np.ndarray] = []
+        if query.text:
+            parts.append(model.text.encode_query(query.text))
+        parts += [self._like_vector(t) for t in query.like]
+        parts += [model.text.encode_query(t) for t in query.plus]
+        vector = np.sum(parts, axis=0)
+        if query.minus:
+            weight = model.manifest.search_setting("negative_weight", 0.7)
+            base = normalize(vector)
+            for term in query.minus:
+                away = model.text.encode_query(term)
+                if query.like and not query.text:
+                    vector = vector - away  # arithmetic on a photo: image(blue car) - "blue" + "red"
+                else:
+                    # Remove only what the concept adds beyond the description itself.
+                    vector = vector - weight * (away - float(away @ base) * base)
+        return normalize(vector)
+
+    def search(self, text: str, limit: int = 50, *, cutoff: float | None = None) -> SearchResults:
+        """Photos that match ``text`` (see :mod:`engine.search.query`), best first."""
+        query = parse(text)
+        vector = self.query_vector(query)
+        index = self.search_index()
+        if len(index) == 0:
+            return SearchResults(text, [], "the library has no indexed photos yet")
+        threshold = (self.model.cutoff if cutoff is None else cutoff) if query.is_plain else -1.0
+        ids, scores = index.search(vector, limit * 2 + 8)
+        hits = self._hits(ids, scores, threshold, limit, exclude_like=query.like)
+        message = None
+        if not hits:
+            message = "no photo matches well enough" if query.is_plain else "no similar photo found"
+        return SearchResults(text, hits, message)
+
+    def similar(self, photo: Photo | Path | str, limit: int = 50) -> SearchResults:
+        """Photos that look like ``photo`` (image-to-image search)."""
+        target = str(photo.path if isinstance(photo, Photo) else photo)
+        return self.search(f'like:"{target}"', limit)
+
+    def _hits(
+        self, ids: np.ndarray, scores: np.ndarray, threshold: float, limit: int, exclude_like: tuple[str, ...]
+    ) -> list[SearchHit]:
+        keep = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True) if s >= threshold]
+        if not keep:
+            return []
+        excluded = set()
+        for target in exclude_like:
+            photo = self.photo(target)
+            if photo is not None:
+                excluded.add(photo.id)
+        marks = ",".join("?" * len(keep))
+        with self._lock:
+            rows = self._conn.execute(
+                self._PHOTO_SELECT + f" WHERE p.content_id IN ({marks}) AND r.online = 1 AND p.state = 'indexed' "
+                "ORDER BY p.id",
+                [self._captioner_id(), *[k for k, _ in keep]],
+            ).fetchall()
+        by_content: dict[int, Photo] = {}
+        for row in rows:
+            photo = self._photo(row)
+            if photo.id in excluded or photo.content_id is None:
+                continue
+            by_content.setdefault(photo.content_id, photo)  # duplicates: the first path stands for all
+        hits = [SearchHit(by_content[cid], score) for cid, score in keep if cid in by_content]
+        return hits[:limit]
+
+    # -- captions ----------------------------------------------------------------------------
+
+    def caption(self, path: Path | str) -> str:
+        """The caption of a photo: stored if the photo is indexed, generated now otherwise."""
+        photo = self.photo(path)
+        if photo is not None and photo.caption:
+            return photo.caption
+        file = Path(path).expanduser()
+        if photo is not None and photo.state == "failed":
+            raise DecodeError(photo.error or "this photo could not be read")
+        if not file.is_file():
+            raise LibraryError(f"{path}: no such photo")
+        model = self.model
+        if model.captioner is None:
+            raise LibraryError(f"the model {model.manifest.id} has no captioner")
+        data = read_photo_file(file, file.stat().st_size)
+        decoded = decode_photo(data, min_side=model.image.preprocess.size)
+        encoded = model.image.encode([decoded.image])
+        return model.captioner.caption([decoded.image], encoded)[0]

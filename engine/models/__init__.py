@@ -1,0 +1,1 @@
+"""Model bundles: manifests, ONNX Runtime sessions, image/text encoders and captioners."""

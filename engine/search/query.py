@@ -1,0 +1,76 @@
+"""The query language.
+
+A query is a description, optionally with vector arithmetic (as in Kiros et al. 2014,
+``image(blue car) - "blue" + "red"``):
+
+* ``red car in the snow`` — plain words describe what to find;
+* ``-word`` or ``not word`` — push a concept away (``beach -people``);
+* ``+word`` — add a concept to the rest (``like:car.jpg -blue +red``);
+* ``like:PATH`` — start from a photo's own vector: find similar photos;
+* quotes group words: ``-"blue sky"``, ``like:"holiday 2019/beach.jpg"``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+from engine.errors import QueryError
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str  # the plain description ("" when there is none)
+    plus: tuple[str, ...] = ()
+    minus: tuple[str, ...] = ()
+    like: tuple[str, ...] = ()
+    raw: str = field(default="", compare=False)
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.text or self.plus or self.like)
+
+    @property
+    def is_plain(self) -> bool:
+        """Only a description: the relevance cutoff applies."""
+        return not (self.plus or self.minus or self.like)
+
+
+def parse(raw: str) -> Query:
+    """Parse a query string; raises :class:`QueryError` for an unusable query."""
+    try:
+        tokens = shlex.split(raw, posix=True)
+    except ValueError:
+        tokens = raw.replace('"', " ").split()  # an unbalanced quote: treat quotes as spaces
+    words: list[str] = []
+    plus: list[str] = []
+    minus: list[str] = []
+    like: list[str] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        lower = token.lower()
+        if lower.startswith("like:"):
+            target = token[5:]
+            if not target and i + 1 < len(tokens):
+                i += 1
+                target = tokens[i]
+            if not target:
+                raise QueryError("like: needs a photo, for example like:beach.jpg")
+            like.append(target)
+        elif lower == "not" and i + 1 < len(tokens):
+            i += 1
+            minus.append(tokens[i])
+        elif token.startswith("-") and len(token) > 1:
+            minus.append(token[1:])
+        elif token.startswith("+") and len(token) > 1:
+            plus.append(token[1:])
+        else:
+            words.append(token)
+        i += 1
+    query = Query(" ".join(words).strip(), tuple(plus), tuple(minus), tuple(like), raw)
+    if query.is_empty:
+        if minus:
+            raise QueryError("a query needs something to look for, not only things to avoid")
+        raise QueryError("empty query")
+    return query

@@ -1,0 +1,174 @@
+"""End to end through the engine with the tiny RGB model: index, search, caption, status."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.errors import QueryError, RootError
+from engine.library import Library
+from tests.conftest import solid
+
+
+def open_library(tmp_path: Path, bundle: Path) -> Library:
+    return Library(tmp_path / "lib.sqlite3", model=str(bundle), device="cpu")
+
+
+def test_index_then_search_finds_the_right_photo_first(tmp_path, tiny_bundle, rgb_folder):
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        report = library.sync()
+        assert report.found == 3 and report.new == 3
+        assert report.index is not None and report.index.embedded == 3 and report.index.failed == 0
+        for word, name in [("red", "red.jpg"), ("green", "green.png"), ("blue", "blue.jpg")]:
+            results = library.search(word)
+            assert results.hits, results.message
+            assert results.hits[0].photo.path.name == name
+            assert results.hits[0].photo.path.is_absolute()
+
+
+def test_second_sync_of_unchanged_folder_does_no_decoding_or_inference(tmp_path, tiny_bundle, rgb_folder):
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        library.sync()
+        calls = library.model.image.calls
+        report = library.sync()
+        assert report.new == report.changed == report.removed == 0
+        assert report.index is not None and report.index.total == 0
+        assert library.model.image.calls == calls
+
+
+def test_changed_file_is_reindexed_and_deleted_file_forgotten(tmp_path, tiny_bundle, rgb_folder):
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        library.sync()
+        solid(rgb_folder / "red.jpg", (20, 20, 230))  # now blue
+        os.utime(rgb_folder / "red.jpg", ns=(1, 1_000_000_000))
+        (rgb_folder / "green.png").unlink()
+        report = library.sync()
+        assert report.changed == 1 and report.removed == 1
+        assert library.photo_count() == 2
+        top = library.search("blue").hits
+        assert {h.photo.path.name for h in top} == {"red.jpg", "blue.jpg"}
+        assert library.search("green", cutoff=-1).hits[0].photo.path.name != "green.png"
+
+
+def test_moved_file_keeps_its_vector_without_inference(tmp_path, tiny_bundle, rgb_folder):
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        library.sync()
+        calls = library.model.image.calls
+        (rgb_folder / "sub" / "blue.jpg").rename(rgb_folder / "renamed-blue.jpg")
+        report = library.sync()
+        assert report.index is not None and report.index.reused == 1 and report.index.embedded == 0
+        assert library.model.image.calls == calls
+        assert library.search("blue").hits[0].photo.path.name == "renamed-blue.jpg"
+
+
+def test_bad_files_are_recorded_and_indexing_goes_on(tmp_path, tiny_bundle, rgb_folder):
+    (rgb_folder / "empty.jpg").write_bytes(b"")
+    (rgb_folder / "notes.jpg").write_text("this is not a photo\n")
+    good = (rgb_folder / "red.jpg").read_bytes()
+    (rgb_folder / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        report = library.sync()
+        assert report.index is not None and report.index.embedded == 3 and report.index.failed == 3
+        reasons = {p.path.name: p.error for p in library.problems()}
+        assert "empty" in reasons["empty.jpg"]
+        assert "text" in reasons["notes.jpg"]
+        assert "truncated" in reasons["truncated.jpg"] or "damaged" in reasons["truncated.jpg"]
+        status = library.status()
+        assert (status["photos"], status["indexed"], status["failed"], status["pending"]) == (6, 3, 3, 0)
+
+
+def test_hidden_files_skipped_and_photos_found_by_content(tmp_path, tiny_bundle, rgb_folder):
+    solid(rgb_folder / ".hidden.jpg", (200, 10, 10))
+    solid(rgb_folder / ".cache" / "thumb.jpg", (200, 10, 10))
+    solid(rgb_folder / "no-extension", (200, 10, 10), fmt="PNG")
+    (rgb_folder / "readme.txt").write_text("hello")
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        library.sync()
+        names = {p.path.name for p in library.photos()}
+        assert names == {"red.jpg", "green.png", "blue.jpg", "no-extension"}
+
+
+def test_captions_are_stored_and_shown(tmp_path, tiny_bundle, rgb_folder):
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        library.sync()
+        caption = library.caption(rgb_folder / "red.jpg")
+        assert "red thing" in caption
+        assert library.search("green").hits[0].photo.caption.lower().startswith("a green thing")
+        outside = solid(tmp_path / "elsewhere" / "b.png", (10, 10, 240))
+        assert "blue thing" in library.caption(outside)
+
+
+def test_cutoff_hides_poor_matches_and_says_why(tmp_path, tiny_bundle, rgb_folder):
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        library.sync()
+        results = library.search("red", cutoff=0.999)
+        assert results.hits == [] and results.message == "no photo matches well enough"
+
+
+def test_query_algebra_like_and_minus(tmp_path, tiny_bundle):
+    folder = tmp_path / "p"
+    solid(folder / "purple.jpg", (200, 20, 200))
+    solid(folder / "red.jpg", (230, 20, 20))
+    solid(folder / "blue.jpg", (20, 20, 230))
+    solid(folder / "teal.jpg", (20, 200, 200))
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(folder)
+        library.sync()
+        similar = library.search(f"like:{folder / 'purple.jpg'}")
+        assert "purple.jpg" not in [h.photo.path.name for h in similar.hits]  # the seed itself is left out
+        # image(purple) - "blue" = red: the arithmetic of the seed paper on a linear model
+        arithmetic = library.search(f"like:{folder / 'purple.jpg'} -blue")
+        assert arithmetic.hits[0].photo.path.name == "red.jpg"
+        assert library.search("red -blue", cutoff=-1).hits[0].photo.path.name == "red.jpg"
+        with pytest.raises(QueryError):
+            library.search("-red")
+        with pytest.raises(QueryError):
+            library.search("like:nowhere.jpg")
+
+
+def test_missing_root_is_offline_and_photos_are_kept(tmp_path, tiny_bundle, rgb_folder):
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        library.sync()
+        moved = rgb_folder.rename(tmp_path / "unplugged")
+        report = library.sync()
+        assert report.offline == [rgb_folder] and report.removed == 0
+        assert library.photo_count() == 3
+        assert not library.roots()[0].online
+        moved.rename(rgb_folder)
+        library.sync()
+        assert library.roots()[0].online and library.search("red").hits
+
+
+def test_add_root_rejects_bad_folders(tmp_path, tiny_bundle, rgb_folder):
+    with open_library(tmp_path, tiny_bundle) as library:
+        with pytest.raises(RootError):
+            library.add_root(tmp_path / "missing")
+        with pytest.raises(RootError):
+            library.add_root(rgb_folder / "red.jpg")
+        library.add_root(rgb_folder)
+        with pytest.raises(RootError):
+            library.add_root(rgb_folder / "sub")
+
+
+def test_remove_root_forgets_photos_but_not_files(tmp_path, tiny_bundle, rgb_folder):
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        library.sync()
+        assert library.remove_root(rgb_folder) == 3
+        assert library.photo_count() == 0
+        assert library.search("red").hits == []
+        assert (rgb_folder / "red.jpg").exists()
+        conn = library._conn
+        assert conn.execute("SELECT count(*) FROM contents").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 0

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.errors import QueryError
+from engine.search.index import VectorIndex
+from engine.search.query import parse
+
+
+def test_parse_plain_and_algebra():
+    q = parse("a red car in the snow")
+    assert q.text == "a red car in the snow" and q.is_plain
+    q = parse('like:"my trip/beach 1.jpg" -blue +red not "people walking"')
+    assert q.like == ("my trip/beach 1.jpg",) and q.plus == ("red",)
+    assert q.minus == ("blue", "people walking") and q.text == "" and not q.is_plain
+    assert parse('a "broken quote').text == "a broken quote"
+    with pytest.raises(QueryError):
+        parse("   ")
+    with pytest.raises(QueryError):
+        parse("-cats")
+    with pytest.raises(QueryError):
+        parse("like:")
+
+
+def _unit(rng, n, d):
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_exact_index_matches_brute_force():
+    rng = np.random.default_rng(0)
+    vectors = _unit(rng, 500, 16)
+    index = VectorIndex(16)
+    index.set(np.arange(500) + 1000, vectors)
+    q = _unit(rng, 1, 16)[0]
+    ids, scores = index.search(q, 10)
+    expected = np.argsort(-(vectors @ q))[:10] + 1000
+    assert list(ids) == list(expected)
+    assert np.allclose(scores, np.sort(vectors @ q)[::-1][:10], atol=1e-6)
+
+
+def test_quantized_index_reranks_to_the_exact_answer():
+    rng = np.random.default_rng(1)
+    vectors = _unit(rng, 3000, 32)
+    ids = np.arange(3000) * 7
+
+    def fetch(wanted):
+        return vectors[wanted // 7]
+
+    index = VectorIndex(32, quantize_above=100, fetch_exact=fetch)
+    index.set(ids, vectors)
+    assert index.quantized and index.nbytes < vectors.nbytes
+    for _ in range(20):
+        q = _unit(rng, 1, 32)[0]
+        got, scores = index.search(q, 10)
+        exact = ids[np.argsort(-(vectors @ q))[:10]]
+        assert list(got) == list(exact)
+        assert np.allclose(scores, vectors[got // 7] @ q, atol=1e-6)
+
+
+def test_add_replace_and_remove():
+    index = VectorIndex(2)
+    index.set(np.array([1, 2]), np.array([[1, 0], [0, 1]], dtype=np.float32))
+    index.add(np.array([3]), np.array([[0.8, 0.6]], dtype=np.float32))
+    assert list(index.search(np.array([1, 0.1]), 3)[0]) == [1, 3, 2]
+    index.add(np.array([1]), np.array([[0, -1]], dtype=np.float32))  # replaced
+    index.remove(np.array([3]))
+    assert list(index.search(np.array([1, 0.1]), 3)[0]) == [2, 1]
+    assert len(index) == 2

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from engine.errors import LibraryError, SchemaTooNewError
+from engine.store import SCHEMA_VERSION, connect
+from engine.store.schema import APPLICATION_ID
+
+
+def test_new_library_has_schema_and_wal(tmp_path):
+    conn = connect(tmp_path / "lib.sqlite3")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"roots", "photos", "contents", "embeddings", "captions", "photo_text", "meta"} <= tables
+
+
+def test_library_from_a_newer_version_is_refused_and_untouched(tmp_path):
+    path = tmp_path / "lib.sqlite3"
+    connect(path).close()
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw.close()
+    before = path.read_bytes()
+    with pytest.raises(SchemaTooNewError, match="newer Photoseek"):
+        connect(path)
+    assert path.read_bytes() == before
+
+
+def test_other_files_are_refused(tmp_path):
+    text = tmp_path / "notes.sqlite3"
+    text.write_text("not a database at all " * 100)
+    with pytest.raises(LibraryError, match="not a Photoseek library"):
+        connect(text)
+    other = tmp_path / "other.sqlite3"
+    raw = sqlite3.connect(other)
+    raw.execute("CREATE TABLE t (x)")
+    raw.commit()
+    raw.close()
+    with pytest.raises(LibraryError, match="another program"):
+        connect(other)
+
+
+def test_reopening_keeps_data(tmp_path):
+    path = tmp_path / "lib.sqlite3"
+    conn = connect(path)
+    with conn:
+        conn.execute("INSERT INTO meta VALUES ('k', 'v')")
+    conn.close()
+    assert connect(path).execute("SELECT value FROM meta WHERE key = 'k'").fetchone()[0] == "v"
