@@ -83,6 +83,7 @@ class SyncReport:
     removed: int = 0
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
     index: IndexReport | None = None
+    text_found: int = 0
 
 
 ChangeListener = Callable[[list[Committed]], None]
@@ -352,14 +353,43 @@ class Library:
         self,
         *,
         on_progress: Callable[[IndexProgress], None] | None = None,
+        on_text_progress: Callable[[IndexProgress], None] | None = None,
         cancel: threading.Event | None = None,
         workers: int | None = None,
+        read_text: bool = True,
     ) -> SyncReport:
-        """Bring the whole library up to date with its folders."""
+        """Bring the whole library up to date with its folders: find changes, index the photos
+        that need it, then (``read_text``) read text in the photos that were not read yet."""
         report = SyncReport()
         jobs = self.scan(report=report)
         report.index = self.index(jobs, on_progress=on_progress, cancel=cancel, workers=workers)
+        if read_text and not report.index.cancelled and not (cancel and cancel.is_set()):
+            report.text_found = self.read_text(on_progress=on_text_progress, cancel=cancel, workers=workers)
         return report
+
+    def read_text(
+        self,
+        *,
+        on_progress: Callable[[IndexProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+        workers: int | None = None,
+    ) -> int:
+        """Read text in indexed photos not read yet, and embed found text with the active model.
+        Returns how many photos got text."""
+        from engine.ingest.textread import TextPass
+
+        text_pass = TextPass(self.db_path, self.model, workers=workers, on_progress=on_progress, cancel=cancel)
+        with self._lock:
+            jobs = text_pass.pending(self._conn)
+            backlog = text_pass.unembedded(self._conn)
+        if not jobs and not backlog:
+            return 0
+        changed = text_pass.run(jobs, backlog)
+        with self._index_lock:
+            index = self._index
+        if index is not None and changed:
+            self._add_to_index(index, changed)
+        return len(changed)
 
     def _on_committed(self, changes: list[Committed]) -> None:
         with self._index_lock:
