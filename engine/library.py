@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,9 +27,9 @@ from engine.ingest.scan import from_db_name, to_db_name, walk
 from engine.models.builtin import Progress as BuildProgress
 from engine.models.encoders import normalize
 from engine.models.registry import LoadedModel, load_model
-from engine.search.index import VectorIndex
+from engine.search.index import QUANTIZE_ABOVE, VectorIndex
 from engine.search.query import Query, parse
-from engine.store.db import connect
+from engine.store.db import connect, open_reader
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,8 @@ class Library:
         self._model: LoadedModel | None = None
         self._model_lock = threading.Lock()
         self._index: VectorIndex | None = None
+        #: Libraries larger than this keep 8-bit vectors in memory and re-rank exactly.
+        self.quantize_above = QUANTIZE_ABOVE
         self._index_lock = threading.Lock()
         self._listeners: list[ChangeListener] = []
 
@@ -567,17 +569,60 @@ class Library:
         if vectors:
             index.add(np.fromiter(vectors.keys(), dtype=np.int64), np.stack(list(vectors.values())))
 
+    def _vector_chunks(self, chunk: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every image vector of the active model, text in the photo mixed in, in chunks."""
+        model = self.model
+        weight = model.manifest.search_setting("text_in_photo_weight", 0.0)
+        dim = model.manifest.embedding_size
+        conn = open_reader(self.db_path)  # a cursor of its own: indexing may write meanwhile
+        try:
+            text = {
+                cid: np.frombuffer(blob, dtype=np.float32)
+                for cid, blob in conn.execute(
+                    "SELECT content_id, vector FROM embeddings WHERE model_id = ? AND kind = 'text' AND region = 0",
+                    (model.id,),
+                )
+            }
+            cursor = conn.execute(
+                "SELECT content_id, vector FROM embeddings WHERE model_id = ? AND kind = 'image' AND region = 0",
+                (model.id,),
+            )
+            while rows := cursor.fetchmany(chunk):
+                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+                if text and weight > 0:
+                    vectors = vectors.copy()
+                    for n, cid in enumerate(ids):
+                        extra = text.get(int(cid))
+                        if extra is not None:
+                            vectors[n] = normalize(vectors[n] + weight * extra)
+                yield ids, vectors
+        finally:
+            conn.close()
+
     def search_index(self) -> VectorIndex:
         """The in-memory index of the active model's vectors, loaded once."""
         with self._index_lock:
             if self._index is None:
                 started = time.perf_counter()
-                vectors = self._load_vectors()
-                index = VectorIndex(self.model.manifest.embedding_size, fetch_exact=self._fetch_exact)
-                if vectors:
-                    index.set(np.fromiter(vectors.keys(), dtype=np.int64), np.stack(list(vectors.values())))
+                model = self.model
+                with self._lock:
+                    count = self._conn.execute(
+                        "SELECT count(*) FROM embeddings WHERE model_id = ? AND kind = 'image' AND region = 0",
+                        (model.id,),
+                    ).fetchone()[0]
+                index = VectorIndex(
+                    model.manifest.embedding_size, quantize_above=self.quantize_above, fetch_exact=self._fetch_exact
+                )
+                index.set_chunks(count, self._vector_chunks())
                 self._index = index
-                log.info("loaded %d vectors in %.2f s", len(index), time.perf_counter() - started)
+                log.info(
+                    "loaded %d vectors (%s, %.0f MB) in %.2f s",
+                    len(index),
+                    "8-bit" if index.quantized else "float32",
+                    index.nbytes / 1e6,
+                    time.perf_counter() - started,
+                )
             return self._index
 
     def _reload_index_later(self) -> None:
