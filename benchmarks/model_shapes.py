@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
@@ -183,9 +183,11 @@ class ClipTextual(nn.Module):
         self.blocks = nn.ModuleList(Block(shape.text_width, shape.text_heads) for _ in range(shape.text_layers))
         self.ln = nn.LayerNorm(shape.text_width)
         self.proj = nn.Linear(shape.text_width, shape.embed_dim, bias=False)
-        axes = torch.zeros(shape.vocab_size, shape.embed_dim)
-        for token, axis in (colour_tokens or {}).items():
-            axes[token, axis] = strength
+        axes = None
+        if colour_tokens:  # only the test models carry the hand-set path (it is a vocab x embed table)
+            axes = torch.zeros(shape.vocab_size, shape.embed_dim)
+            for token, axis in colour_tokens.items():
+                axes[token, axis] = strength
         self.register_buffer("axes", axes)
         t = shape.context_length
         self.register_buffer("causal", torch.ones(t, t, dtype=torch.bool).tril())
@@ -205,7 +207,9 @@ class ClipTextual(nn.Module):
         else:
             m = attention_mask.to(x.dtype).unsqueeze(-1) if attention_mask is not None else torch.ones_like(x[..., :1])
             pooled = (x * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
-        out = self.proj(pooled) + self.axes[ids].sum(dim=1)
+        out = self.proj(pooled)
+        if self.axes is not None:
+            out = out + self.axes[ids].sum(dim=1)
         return F.normalize(out, dim=-1)
 
 
@@ -323,7 +327,9 @@ class CaptionerShape:
     positions: int = 64
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    extra: dict = field(default_factory=dict)
+    #: GPT-2 ties its output layer to its token embeddings. With random weights that makes the
+    #: decoder repeat its input token, so the test models leave them untied.
+    tied: bool = True
 
 
 #: nlpconnect/vit-gpt2-image-captioning: ViT-B/16 (224) encoder, GPT-2 small decoder.
@@ -369,6 +375,8 @@ class CaptionDecoder(nn.Module):
         )
         self.ln = nn.LayerNorm(shape.decoder_width)
         self.head = nn.Linear(shape.decoder_width, shape.vocab_size, bias=False)
+        if shape.tied:
+            self.head.weight = self.embed.weight
 
     def empty_past(self, batch: int) -> list[torch.Tensor]:
         s = self.shape

@@ -252,6 +252,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             print(f"sessions run on: {', '.join(_short(p) for p in report.active)}")
             if report.warning:
                 print(f"WARNING: {report.warning}")
+                print("  (PHOTOSEEK_ORT_LOG=2 shows ONNX Runtime's own messages, e.g. which CUDA library is missing)")
     except PhotoseekError as exc:
         print(f"model check failed: {exc}")
         return EXIT_ERROR

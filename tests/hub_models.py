@@ -83,7 +83,7 @@ def make_hf_captioner(
     """An optimum-layout image-to-text folder; returns it with the torch encoder and decoder."""
     tokenizer = caption_tokenizer(folder.parent / f"{folder.name}-tokenizer.json")
     vocab = Tokenizer.from_file(str(tokenizer)).get_vocab_size()
-    shape = CaptionerShape("tiny-captioner", 32, 8, 32, 1, 2, 32, 2, 2, vocab, positions=32)
+    shape = CaptionerShape("tiny-captioner", 32, 8, 32, 1, 2, 32, 2, 2, vocab, positions=32, tied=False)
     eos = Tokenizer.from_file(str(tokenizer)).token_to_id(EOT)
     encoder, decoder = export_hf_captioner(
         folder, shape, tokenizer, eos_token_id=eos, max_length=max_length, seed=seed, forms=forms

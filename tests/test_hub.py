@@ -135,7 +135,7 @@ def test_pull_then_index_search_and_caption_with_the_normal_commands(hub, tmp_pa
     direct = EncoderDecoderCaptioner(captioner, SessionFactory("cpu"))
     with Image.open(rgb_folder / "red.jpg") as photo:
         expected = direct.caption([photo.convert("RGB")])[0]
-    assert hits[0]["caption"] == expected
+    assert expected and hits[0]["caption"] == expected
     assert main(["caption", str(rgb_folder / "red.jpg"), "--db", db, "--device", "cpu"]) == 0
     assert capsys.readouterr().out.strip() == expected
 

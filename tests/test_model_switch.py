@@ -98,7 +98,7 @@ def test_a_captioner_bundle_captions_the_library(tmp_path, tiny_bundle, rgb_fold
         assert report.index is not None and report.index.embedded == 3
         with Image.open(rgb_folder / "red.jpg") as photo:
             expected = EncoderDecoderCaptioner(captioner, SessionFactory("cpu")).caption([photo.convert("RGB")])
-        assert library.photo(rgb_folder / "red.jpg").caption == expected[0]
+        assert expected[0] and library.photo(rgb_folder / "red.jpg").caption == expected[0]
         library.use_captioner(None)  # back to the model's own captions: still stored, nothing to redo
         assert library.sync().index.total == 0
         assert library.photo(rgb_folder / "red.jpg").caption == labels

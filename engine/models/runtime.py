@@ -22,9 +22,10 @@ from engine.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-# ONNX Runtime prints CUDA loading errors to stderr on machines without CUDA; the outcome is
-# reported through DeviceReport instead.
-ort.set_default_logger_severity(3)
+# ONNX Runtime prints CUDA loading errors (severity 3) to stderr on machines without CUDA; the
+# outcome is reported through DeviceReport instead. PHOTOSEEK_ORT_LOG=0..4 shows its own log
+# (0 = everything), for instance to see which CUDA library failed to load.
+ort.set_default_logger_severity(int(os.environ.get("PHOTOSEEK_ORT_LOG", "4")))
 
 Device = Literal["auto", "cpu", "gpu"]
 DEVICES: tuple[str, ...] = ("auto", "cpu", "gpu")
