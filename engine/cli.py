@@ -42,6 +42,18 @@ class _ProgressLine:
             self._last = now
         self.stream.flush()
 
+    def text(self, progress: IndexProgress) -> None:
+        """Progress of the text-reading pass."""
+        line = progress.line().replace(" photos (0 failed)", " photos")
+        now = time.monotonic()
+        if self.tty:
+            self.stream.write("\r\033[KReading text in photos: " + line)
+            self._dirty = True
+        elif now - self._last >= self.interval or progress.done == progress.total:
+            self.stream.write("Reading text in photos: " + line + "\n")
+            self._last = now
+        self.stream.flush()
+
     def build(self, message: str, fraction: float) -> None:
         text = f"Preparing the built-in model (first run only): {message} ({fraction:.0%})"
         if self.tty:
@@ -51,7 +63,7 @@ class _ProgressLine:
             self.stream.write(text + "\n")
         self.stream.flush()
 
-    def text(self, line: str) -> None:
+    def message(self, line: str) -> None:
         """Show ``line`` (overwriting on a TTY, every few seconds in a log file)."""
         now = time.monotonic()
         if self.tty:
@@ -91,6 +103,8 @@ def _print_sync(report, stream=sys.stderr) -> None:
     ]
     if index is not None:
         parts.append(f"{index.embedded} indexed, {index.reused} reused, {index.failed} failed in {index.seconds:.1f}s")
+        if report.text_found:
+            parts.append(f"text found in {report.text_found}")
         if index.cancelled:
             parts.append("stopped early; run again to finish")
     print("; ".join(parts), file=stream)
@@ -113,7 +127,9 @@ def cmd_index(args: argparse.Namespace) -> int:
             library.add_root(folder)
         _ = library.model  # build or load it before the scan prints anything
         progress.done()
-        report = library.sync(on_progress=progress, workers=args.workers)
+        report = library.sync(
+            on_progress=progress, on_text_progress=progress.text, workers=args.workers, read_text=not args.no_text
+        )
         progress.done()
         _print_sync(report)
     return EXIT_OK
@@ -268,7 +284,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         library.add_root(folder)
         _ = library.model
         progress.done()
-        report = library.sync(on_progress=progress)
+        report = library.sync(on_progress=progress, on_text_progress=progress.text)
         progress.done()
         _print_sync(report)
         print(f"\nLibrary: {library.db_path} ({library.photo_count()} photos from {folder})\n")
@@ -343,7 +359,7 @@ def _models_pull(args: argparse.Namespace) -> int:
 
     entry = find(args.name)
     line = _ProgressLine()
-    manifest = hub.pull(entry, progress=lambda p: line.text(p.line()), replace=args.replace)
+    manifest = hub.pull(entry, progress=lambda p: line.message(p.line()), replace=args.replace)
     line.done()
     print(f"installed {manifest.label} ({manifest.name}) in {manifest.root}")
     print(f"use it with: photoseek models use {manifest.id}")
@@ -451,6 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", parents=[common], help="add folders and bring the index up to date")
     p.add_argument("folders", nargs="*", help="photo folders to add (none: update the existing ones)")
     p.add_argument("--workers", type=int, help="decoding threads (default: one per core)")
+    p.add_argument("--no-text", action="store_true", help="skip reading text in photos (faster)")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", parents=[common], help="find photos by description")

