@@ -149,7 +149,7 @@ def main() -> None:
             infer_per_s = len(batch) / (time.perf_counter() - started)
             with Library(work / f"{name}.sqlite3", model=str(folder), device=DEVICE[name]) as library:
                 library.add_root(paths[0].parent)
-                index = library.sync(workers=args.workers).index
+                index = library.sync(workers=args.workers, read_text=False).index  # indexing only, no OCR
             assert index is not None
             end_to_end = index.embedded / index.seconds if index.seconds else 0.0
             entry = {

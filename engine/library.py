@@ -145,6 +145,7 @@ class Library:
         self._captioner_name = self._meta("captioner") or None
         self._pending: LoadedModel | None = None
         self._switch_lock = threading.Lock()  # one re-embedding run at a time
+        self._switch: ModelSwitch | None = None  # the background re-embedding, if one runs
         self._device = device
         self._threads = threads
         self._models_root = models_root
@@ -160,8 +161,16 @@ class Library:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
+        self._stop_switch()
         with self._lock:
             self._conn.close()
+
+    def _stop_switch(self) -> None:
+        """Stop a background re-embedding (it resumes with the next sync or reembed)."""
+        switch = self._switch
+        if switch is not None and not switch.done:
+            switch.cancel.set()
+            switch.wait()
 
     def __enter__(self) -> Library:
         return self
@@ -256,6 +265,7 @@ class Library:
         manifest = load_manifest(folder)
         if manifest.kind != "joint-embedding":
             raise LibraryError(f"{manifest.id} is a {manifest.kind}; use it with use_captioner()")
+        self._stop_switch()
         switch = ModelSwitch(manifest.label)
         if not self._has_indexed_photos() or self.model.id == manifest.label:
             self._activate(name)  # nothing to re-embed (an empty library, or the model in use)
@@ -269,6 +279,7 @@ class Library:
             switch.thread = threading.Thread(
                 target=self._run_switch, args=(switch, on_progress), name="photoseek-switch", daemon=True
             )
+            self._switch = switch
             switch.thread.start()
         return switch
 
@@ -327,7 +338,7 @@ class Library:
         Returns None when no switch is under way. Safe to stop (``cancel``) and call again.
         """
         with self._switch_lock:
-            pending = self.pending_model()
+            name, pending = self._pending_name, self.pending_model()
             if pending is None:
                 return None
             jobs = self._missing_jobs(pending)
@@ -338,8 +349,9 @@ class Library:
             if not report.cancelled and pending.manifest.search_setting("text_in_photo_weight", 0.0) > 0:
                 self._embed_found_text(pending, cancel)
             self._record_device(pending)
-            if not report.cancelled and not self._missing_jobs(pending):
-                self._activate(self._pending_name, pending)
+            # Switch only if this is still the model asked for (use_model may have chosen another).
+            if not report.cancelled and self._pending_name == name and not self._missing_jobs(pending):
+                self._activate(name, pending)
             return report
 
     def _embed_found_text(self, model: LoadedModel, cancel: threading.Event | None) -> None:
@@ -360,6 +372,7 @@ class Library:
         """
         if name:
             load_captioner_bundle(name, SessionFactory("cpu"), self._models_root)  # fails early if unusable
+        self._stop_switch()  # a switch under way resumes with the new captioner
         with self._model_lock:
             self._captioner_name = name or None
             self._model = None

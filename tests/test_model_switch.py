@@ -127,3 +127,23 @@ def test_text_found_in_photos_is_embedded_with_the_new_model_before_the_switch(t
                 "SELECT content_id FROM embeddings WHERE model_id = 'clip@1' AND kind = 'text'"
             ).fetchall()
         assert rows == [(red.content_id,)]
+
+
+def test_models_use_from_the_command_line(tmp_path, tiny_bundle, rgb_folder, clip, capsys):
+    from engine.cli import main
+
+    db = ["--db", str(tmp_path / "lib.sqlite3"), "--device", "cpu"]
+    assert main(["models", "use", str(tiny_bundle), *db]) == 0  # an empty library switches at once
+    assert main(["index", str(rgb_folder), *db]) == 0
+    assert main(["models", "use", clip, *db, "--later"]) == 0
+    capsys.readouterr()
+    assert main(["status", *db]) == 0
+    out = capsys.readouterr().out
+    assert "model:    Tiny RGB test model" in out and "switching to: clip (clip@1): 0/3 photos embedded" in out
+    assert main(["models", "use", clip, *db]) == 0
+    assert "the library now uses clip@1" in capsys.readouterr().out
+    assert main(["status", *db]) == 0
+    out = capsys.readouterr().out
+    assert "model:    clip (clip 1)" in out and "switching to" not in out
+    assert main(["search", "red", *db, "--paths-only"]) == 0
+    assert capsys.readouterr().out.split()[1].endswith("red.jpg")
