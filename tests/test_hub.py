@@ -145,6 +145,14 @@ def test_pull_then_index_search_and_caption_with_the_normal_commands(hub, tmp_pa
     assert "clip-vit-b32" in listing  # the built-in catalogue is offered too
 
 
+def test_pulling_an_installed_model_again_downloads_nothing(hub, capsys):
+    assert main(["models", "pull", "tiny-clip"]) == 0
+    downloads = len([r for r in hub.requests if r.method == "GET" and "/resolve/" in r.path])
+    assert main(["models", "pull", "tiny-clip"]) == 0
+    assert len([r for r in hub.requests if r.method == "GET" and "/resolve/" in r.path]) == downloads
+    assert capsys.readouterr().out.count("installed tiny-clip@") == 2
+
+
 def test_a_corrupted_file_is_refused_and_nothing_is_installed(hub, capsys):
     hub.corrupt.add((CLIP_REPO, "textual/model.onnx"))
     assert main(["models", "pull", "tiny-clip"]) == 1

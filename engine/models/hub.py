@@ -36,7 +36,7 @@ from engine import paths
 from engine.errors import BundleIntegrityError, DownloadError, ModelError
 from engine.models.catalogue import CatalogueModel
 from engine.models.importers import BundleInfo, convert, install, staging_root
-from engine.models.manifest import Manifest, sha256_file
+from engine.models.manifest import MANIFEST_NAME, Manifest, load_manifest, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +228,15 @@ def pull(
         raise DownloadError(f"{hub} did not say which commit {entry.repo}@{revision} is")
     if entry.revision and len(entry.revision) == 40 and commit != entry.revision:
         raise DownloadError(f"{hub} answered commit {commit} for pinned revision {entry.revision}")
+    target = (models_root or paths.models_dir()) / entry.name
+    if (target / MANIFEST_NAME).is_file() and not replace:
+        existing = load_manifest(target)
+        if existing.version == commit[:12]:
+            log.info("%s is already installed at %s", entry.name, existing.version)
+            return existing
+        raise ModelError(
+            f"{entry.name} {existing.version} is installed; pull with --replace to install {commit[:12]} instead"
+        )
     plan = _plan(entry, {s.rfilename: s for s in info.siblings or []}, commit)
     sizes = [p.size for p in plan]
     total = None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
