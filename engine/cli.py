@@ -63,6 +63,17 @@ class _ProgressLine:
             self.stream.write(text + "\n")
         self.stream.flush()
 
+    def message(self, line: str) -> None:
+        """Show ``line`` (overwriting on a TTY, every few seconds in a log file)."""
+        now = time.monotonic()
+        if self.tty:
+            self.stream.write("\r\033[K" + line)
+            self._dirty = True
+        elif now - self._last >= self.interval:
+            self.stream.write(line + "\n")
+            self._last = now
+        self.stream.flush()
+
     def done(self) -> None:
         if self._dirty:
             self.stream.write("\n")
@@ -186,9 +197,23 @@ def cmd_status(args: argparse.Namespace) -> int:
     model = info["model"]
     device = info["device"]
     print(f"model:    {model['name']} ({model['id']} {model['version']})")
-    print(f"device:   {', '.join(device['providers'])}")
+    switching = info.get("switching_to")
+    if switching:
+        print(
+            f"switching to: {switching['name']} ({switching['model']}): {switching['embedded']}/{switching['photos']} "
+            "photos embedded; search uses the current model until all are (run `photoseek index` to continue)"
+        )
+    if info.get("captioner"):
+        print(f"captions: {info['captioner']}")
+    state = "running on" if device["started"] else "chosen"
+    print(f"device:   --device {device['requested']}: {state} {', '.join(_short(p) for p in device['providers'])}")
     if device["warning"]:
         print(f"WARNING:  {device['warning']}")
+    last = device.get("last_run")
+    if last:
+        print(f"last run: {', '.join(_short(p) for p in last['active'])} ({last['model']}, {last['at']})")
+        if last.get("warning"):
+            print(f"WARNING:  last run: {last['warning']}")
     for root in info["roots"]:
         state = "" if root["online"] else "  (offline)"
         print(f"folder:   {root['path']}  {root['photos']} photos{state}")
@@ -201,13 +226,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _short(provider: str) -> str:
+    return provider.removesuffix("ExecutionProvider")
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     import numpy
     import onnxruntime as ort
     import PIL
 
     from engine.models import registry
-    from engine.models.runtime import choose_providers, gpu_hardware_present
+    from engine.models.runtime import choose_providers, gpu_hardware_present, tensorrt_present
 
     print(f"photoseek {__version__}, Python {sys.version.split()[0]}, {sys.platform}")
     print(
@@ -216,6 +245,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(f"providers available: {', '.join(ort.get_available_providers())}")
     hardware = gpu_hardware_present()
     print(f"GPU device found: {'unknown' if hardware is None else 'yes' if hardware else 'no'}")
+    print(f"TensorRT library found: {'yes' if tensorrt_present() else 'no'}")
     print(f"providers chosen for --device {args.device}: {', '.join(choose_providers(args.device))}")
     print(f"data folder: {paths.data_dir()}")
     print(f"library: {args.db or paths.default_db_path()}")
@@ -224,12 +254,21 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     for manifest in bundles:
         print(f"  {manifest.id} {manifest.version}: {manifest.name} ({manifest.embedding_size}-d, {manifest.license})")
     try:
+        from PIL import Image
+
         from engine.library import Library
 
         with Library(args.db, model=args.model, device=args.device) as library:
-            text = library.model.text.encode_query("a test")
-            report = library.model.sessions.report
-            print(f"model {library.model.id} loads and runs on: {report.describe()} ({text.shape[0]}-d)")
+            model = library.model
+            text = model.text.encode_query("a test")
+            size = model.image.preprocess.size
+            image = model.image.encode([Image.new("RGB", (size, size), (120, 160, 200))]).embeddings[0]
+            report = model.sessions.report
+            print(f"model {model.id}: text {text.shape[0]}-d, image {image.shape[0]}-d")
+            print(f"sessions run on: {', '.join(_short(p) for p in report.active)}")
+            if report.warning:
+                print(f"WARNING: {report.warning}")
+                print("  (PHOTOSEEK_ORT_LOG=2 shows ONNX Runtime's own messages, e.g. which CUDA library is missing)")
     except PhotoseekError as exc:
         print(f"model check failed: {exc}")
         return EXIT_ERROR
@@ -262,17 +301,147 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_models(args: argparse.Namespace) -> int:
-    from engine.models import registry
+def _library_if_exists(args: argparse.Namespace):
+    """The library named by --db (or the default one) when it exists; None otherwise."""
+    from engine.library import Library
 
+    path = Path(args.db) if getattr(args, "db", None) else paths.default_db_path()
+    return Library(path) if path.exists() else None
+
+
+def _models_list(args: argparse.Namespace) -> int:
+    from engine.models import registry
+    from engine.models.catalogue import catalogue
+
+    library = _library_if_exists(args)
+    marks: dict[str, str] = {}
+    if library is not None:
+        with library:
+            for name, mark in (
+                (library.model_name or "builtin", "active"),
+                (library.pending_model_name, "switching to"),
+                (library.captioner_name, "captions"),
+            ):
+                if name:
+                    marks[name] = mark
+    bundles = registry.installed()
+    print("Installed:")
+    if not bundles:
+        print("  none yet (the built-in model is built on first use)")
+    for manifest in bundles:
+        size = sum(int(f.get("size", 0)) for f in manifest.files.values()) / 1e6
+        mark = next((m for n, m in marks.items() if n in (manifest.id, manifest.label, str(manifest.root))), "")
+        if not mark and manifest.id == "photoseek-builtin" and marks.get("builtin"):
+            mark = marks["builtin"]
+        print(
+            f"  {manifest.id:24} {manifest.version:12} {manifest.kind:16} {size:8.1f} MB  {manifest.name}"
+            + (f"  [{mark}]" if mark else "")
+        )
+    installed = {m.id for m in bundles}
+    available = [m for m in catalogue().values() if m.name not in installed]
+    if available:
+        print("Available (photoseek models pull NAME):")
+    for model in available:
+        known = model.download_size
+        if known:
+            download = f"{known / 1e6:8.1f} MB"
+        else:
+            download = f"> {model.known_size / 1e6:6.1f} MB" if model.known_size else "  size unknown"
+        langs = ",".join(model.languages) if len(model.languages) <= 3 else f"{len(model.languages)} languages"
+        dim = f"{model.embedding_size}-d" if model.embedding_size else "captions"
+        print(f"  {model.name:24} {model.kind:16} {download}  {dim:8} {model.license:10} {langs:12} {model.title}")
+    return EXIT_OK
+
+
+def _models_pull(args: argparse.Namespace) -> int:
+    from engine.models import hub
+    from engine.models.catalogue import find
+
+    entry = find(args.name)
+    line = _ProgressLine()
+    manifest = hub.pull(entry, progress=lambda p: line.message(p.line()), replace=args.replace)
+    line.done()
+    print(f"installed {manifest.label} ({manifest.name}) in {manifest.root}")
+    print(f"use it with: photoseek models use {manifest.id}")
+    return EXIT_OK
+
+
+def _models_import(args: argparse.Namespace) -> int:
+    from engine.models.importers import BundleInfo, import_folder, safe_id
+
+    source = Path(args.folder).expanduser()
+    info = BundleInfo(
+        id=args.id or safe_id(source.resolve().name),
+        version=args.version,
+        name=args.name or "",
+        license=args.license,
+        source=args.source or str(source.resolve()),
+        languages=tuple(x for x in (args.languages or "").split(",") if x),
+    )
+    manifest = import_folder(source, info, variant=args.variant, replace=args.replace)
+    print(f"imported {manifest.label} ({manifest.kind}) into {manifest.root}")
+    return EXIT_OK
+
+
+def _models_use(args: argparse.Namespace) -> int:
+    from engine.models.manifest import load_manifest
+    from engine.models.registry import resolve
+
+    progress = _ProgressLine()
+    name = None if args.name in ("builtin", "built-in") else args.name
+    with _open(args, progress) as library:
+        own = args.captioner and args.name == "own"
+        kind = "captioner" if own else load_manifest(resolve(name)).kind
+        progress.done()
+        if kind == "captioner" or args.captioner:
+            library.use_captioner(None if own else name)
+            print(f"captions now come from {args.name}")
+            if not args.later:
+                report = library.sync(on_progress=progress, workers=args.workers)
+                progress.done()
+                _print_sync(report)
+            return EXIT_OK
+        switch = library.use_model(name, background=False)
+        if library.pending_model_name is None:
+            print(f"the library now uses {switch.model}")
+            return EXIT_OK
+        print(f"switching to {switch.model}: every photo is embedded with it first; search uses the current model")
+        if args.later:
+            print("run `photoseek index` to embed the photos")
+            return EXIT_OK
+        report = library.reembed(on_progress=progress, workers=args.workers)
+        progress.done()
+        if report is not None:
+            print(
+                f"{report.embedded} embedded, {report.reused} reused, {report.failed} failed in {report.seconds:.1f}s"
+            )
+        if library.pending_model_name is None:
+            print(f"the library now uses {switch.model}")
+        else:
+            print("not every photo could be embedded yet; run `photoseek index` to finish the switch")
+    return EXIT_OK
+
+
+def _models_remove(args: argparse.Namespace) -> int:
+    from engine.models import registry
+    from engine.models.manifest import load_manifest
+
+    library = _library_if_exists(args)
+    if library is not None and not args.force:
+        with library:
+            in_use = {library.model_name, library.pending_model_name, library.captioner_name} - {None}
+        target = load_manifest(registry.resolve(args.name))
+        if in_use & {target.id, target.label, str(target.root), args.name}:
+            print(f"photoseek: {args.name} is in use by {library.db_path}; choose another model first", file=sys.stderr)
+            return EXIT_USAGE
+    manifest = registry.remove(args.name)
+    print(f"removed {manifest.label} from {manifest.root}")
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
     if args.action == "list":
-        bundles = registry.installed()
-        if not bundles:
-            print("no model bundles installed yet (the built-in one is built on first use)")
-        for manifest in bundles:
-            size = sum(int(f.get("size", 0)) for f in manifest.files.values()) / 1e6
-            print(f"{manifest.id:28} {manifest.version:8} {manifest.kind:16} {size:7.1f} MB  {manifest.name}")
-        return EXIT_OK
+        return _models_list(args)
     if args.action == "build":
         from engine.models.builtin import ensure_builtin
 
@@ -281,7 +450,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         line.done()
         print(path)
         return EXIT_OK
-    raise AssertionError(args.action)
+    actions = {"pull": _models_pull, "import": _models_import, "use": _models_use, "remove": _models_remove}
+    return actions[args.action](args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -324,9 +494,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("queries", nargs="*", help="queries to try (default: a few examples)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("models", help="model bundles")
-    p.add_argument("action", choices=("list", "build"))
+    p = sub.add_parser("models", help="list, pull, import, use and remove models")
     p.set_defaults(func=cmd_models)
+    actions = p.add_subparsers(dest="action", required=True)
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument("--db", help="library file (default: $PHOTOSEEK_DB or the user data folder)")
+    a = actions.add_parser("list", parents=[db], help="installed models and models that can be pulled")
+    a = actions.add_parser("build", help="build the built-in model now")
+    a = actions.add_parser("pull", help="download a catalogue model from the Hugging Face Hub")
+    a.add_argument("name", help="catalogue name (see `photoseek models list`)")
+    a.add_argument("--replace", action="store_true", help="replace an installed bundle with the same id")
+    a = actions.add_parser("import", help="install a model from a local folder (Immich CLIP or HF image-to-text)")
+    a.add_argument("folder")
+    a.add_argument("--id", help="model id (default: from the folder name)")
+    a.add_argument("--version", default="1")
+    a.add_argument("--name", help="a readable name")
+    a.add_argument("--license", default="unknown")
+    a.add_argument("--source", help="where the files came from")
+    a.add_argument("--languages", help="comma-separated language codes, e.g. en,de")
+    a.add_argument("--variant", choices=("auto", "fp32", "quantized"), default="auto", help="captioner ONNX files")
+    a.add_argument("--replace", action="store_true", help="replace an installed bundle with the same id")
+    a = actions.add_parser("use", parents=[db], help="make the library use a model (re-embeds its photos)")
+    a.add_argument("name", help="installed model id, or builtin")
+    a.add_argument("--device", choices=("auto", "cpu", "gpu"), default=os.environ.get("PHOTOSEEK_DEVICE", "auto"))
+    a.add_argument("--workers", type=int, help="decoding threads (default: one per core)")
+    a.add_argument("--captioner", action="store_true", help="use the bundle's captioner only (own: the model's)")
+    a.add_argument("--later", action="store_true", help="only record the choice; `photoseek index` does the work")
+    a = actions.add_parser("remove", parents=[db], help="delete an installed model")
+    a.add_argument("name")
+    a.add_argument("--force", action="store_true", help="remove it even if the library uses it")
     return parser
 
 

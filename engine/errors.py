@@ -46,3 +46,7 @@ class QueryError(PhotoseekError):
 
 class RootError(PhotoseekError):
     """A photo folder cannot be added (missing, not a folder, unreadable)."""
+
+
+class DownloadError(ModelError):
+    """A model could not be downloaded: offline, Hub unreachable, or not on the Hub."""

@@ -8,6 +8,7 @@ find similar photos, read captions, see what went wrong.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sqlite3
@@ -26,7 +27,9 @@ from engine.ingest.pipeline import Committed, Indexer, IndexProgress, IndexRepor
 from engine.ingest.scan import from_db_name, to_db_name, walk
 from engine.models.builtin import Progress as BuildProgress
 from engine.models.encoders import normalize
-from engine.models.registry import LoadedModel, load_model
+from engine.models.manifest import load_manifest
+from engine.models.registry import LoadedModel, load_captioner_bundle, load_model, resolve
+from engine.models.runtime import SessionFactory
 from engine.search.index import QUANTIZE_ABOVE, VectorIndex
 from engine.search.query import Query, parse
 from engine.store.db import connect, open_reader
@@ -84,6 +87,34 @@ class SyncReport:
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
     index: IndexReport | None = None
     text_found: int = 0
+    #: Re-embedding for a model switch that was under way (see :meth:`Library.use_model`).
+    reembed: IndexReport | None = None
+
+
+@dataclass
+class ModelSwitch:
+    """A change of the library's model, re-embedding in the background.
+
+    Search keeps using the previous model until the new model's vectors cover every photo of
+    the library's online folders; then the library switches over by itself.
+    """
+
+    model: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    report: IndexReport | None = None
+    error: BaseException | None = None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the re-embedding; True when it has finished (or was never needed)."""
+        if self.thread is not None:
+            self.thread.join(timeout)
+            return not self.thread.is_alive()
+        return True
+
+    @property
+    def done(self) -> bool:
+        return self.thread is None or not self.thread.is_alive()
 
 
 ChangeListener = Callable[[list[Committed]], None]
@@ -110,6 +141,11 @@ class Library:
         self._conn = connect(self.db_path)
         self._lock = threading.RLock()
         self._model_name = model if model is not None else self._meta("model")
+        self._pending_name = self._meta("model_pending")
+        self._captioner_name = self._meta("captioner") or None
+        self._pending: LoadedModel | None = None
+        self._switch_lock = threading.Lock()  # one re-embedding run at a time
+        self._switch: ModelSwitch | None = None  # the background re-embedding, if one runs
         self._device = device
         self._threads = threads
         self._models_root = models_root
@@ -125,8 +161,16 @@ class Library:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
+        self._stop_switch()
         with self._lock:
             self._conn.close()
+
+    def _stop_switch(self) -> None:
+        """Stop a background re-embedding (it resumes with the next sync or reembed)."""
+        switch = self._switch
+        if switch is not None and not switch.done:
+            switch.cancel.set()
+            switch.wait()
 
     def __enter__(self) -> Library:
         return self
@@ -150,29 +194,208 @@ class Library:
         if self._model is None:
             with self._model_lock:
                 if self._model is None:
-                    self._model = load_model(
-                        self._model_name,
-                        device=self._device,
-                        threads=self._threads,
-                        models_root=self._models_root,
-                        progress=self._on_model_progress,
-                    )
+                    self._model = self._load(self._model_name)
         return self._model
+
+    def _load(self, name: str | None) -> LoadedModel:
+        return load_model(
+            name,
+            device=self._device,
+            threads=self._threads,
+            models_root=self._models_root,
+            progress=self._on_model_progress,
+            captioner=self._captioner_name,
+        )
 
     @property
     def model_loaded(self) -> bool:
         return self._model is not None
 
-    def use_model(self, name: str | None) -> None:
-        """Make ``name`` the library's model (remembered). Photos without its vectors become pending
-        work for the next sync; search uses the new model's vectors."""
+    @property
+    def model_name(self) -> str | None:
+        """The name the active model was chosen by (None: the built-in model)."""
+        return self._model_name
+
+    @property
+    def pending_model_name(self) -> str | None:
+        """The model being switched to, while its vectors are still being computed."""
+        return self._pending_name
+
+    @property
+    def captioner_name(self) -> str | None:
+        """The captioner bundle chosen for this library (None: the model's own captioner)."""
+        return self._captioner_name
+
+    def _has_indexed_photos(self) -> bool:
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM photos WHERE state = 'indexed' LIMIT 1").fetchone() is not None
+
+    def _activate(self, name: str | None, model: LoadedModel | None = None) -> None:
         with self._model_lock:
-            self._model = None
+            self._model = model
             self._model_name = name
+            self._pending = None
+            self._pending_name = None
         with self._index_lock:
             self._index = None
+        with self._lock, self._conn:
+            self._conn.execute("DELETE FROM meta WHERE key = 'model_pending'")
+            if name:
+                self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('model', ?)", (name,))
+            else:
+                self._conn.execute("DELETE FROM meta WHERE key = 'model'")
+        log.info("the library now searches with model %s", name or "built-in")
+
+    def use_model(
+        self,
+        name: str | None,
+        *,
+        background: bool = True,
+        on_progress: Callable[[IndexProgress], None] | None = None,
+    ) -> ModelSwitch:
+        """Make ``name`` the library's model (remembered).
+
+        A library with indexed photos keeps searching with its current model while the new
+        model embeds every photo (in a background thread unless ``background`` is False, in which
+        case :meth:`reembed` or the next :meth:`sync` does the work); it switches over once the
+        new model's vectors cover every photo. An empty library switches at once. Vectors of
+        different models are never compared: each is stored under its model's ``id@version``.
+        """
+        folder = resolve(name, self._models_root, self._on_model_progress)
+        manifest = load_manifest(folder)
+        if manifest.kind != "joint-embedding":
+            raise LibraryError(f"{manifest.id} is a {manifest.kind}; use it with use_captioner()")
+        self._stop_switch()
+        switch = ModelSwitch(manifest.label)
+        if not self._has_indexed_photos() or self.model.id == manifest.label:
+            self._activate(name)  # nothing to re-embed (an empty library, or the model in use)
+            return switch
+        with self._model_lock:
+            self._pending_name = name or "builtin"
+            self._pending = None
+        self._set_meta("model_pending", name or "builtin")
+        log.info("switching to model %s: embedding the library's photos first", manifest.label)
+        if background:
+            switch.thread = threading.Thread(
+                target=self._run_switch, args=(switch, on_progress), name="photoseek-switch", daemon=True
+            )
+            self._switch = switch
+            switch.thread.start()
+        return switch
+
+    def _run_switch(self, switch: ModelSwitch, on_progress: Callable[[IndexProgress], None] | None) -> None:
+        try:
+            switch.report = self.reembed(on_progress=on_progress, cancel=switch.cancel)
+        except BaseException as exc:  # reported through the switch; the library stays usable
+            switch.error = exc
+            log.exception("re-embedding for model %s failed", switch.model)
+
+    def pending_model(self) -> LoadedModel | None:
+        """The model being switched to, loaded on first use."""
+        if self._pending_name is None:
+            return None
+        with self._model_lock:
+            if self._pending is None:
+                self._pending = self._load(self._pending_name)
+            return self._pending
+
+    def _missing_jobs(self, model: LoadedModel) -> list[Job]:
+        """Indexed photos of online folders that lack ``model``'s vector."""
+        with self._lock:
+            rows = self._conn.execute(
+                """SELECT p.id, r.path, p.rel_path, p.size, p.mtime_ns FROM photos p
+                   JOIN roots r ON r.id = p.root_id
+                   WHERE r.online = 1 AND p.state = 'indexed' AND NOT EXISTS (
+                       SELECT 1 FROM embeddings e WHERE e.content_id = p.content_id
+                       AND e.model_id = ? AND e.kind = 'image' AND e.region = 0)
+                   ORDER BY p.id""",
+                (model.id,),
+            ).fetchall()
+        return [Job(r[0], Path(from_db_name(r[1])) / from_db_name(r[2]), r[3], r[4]) for r in rows]
+
+    def switch_progress(self) -> dict[str, object] | None:
+        """How far a model switch has come: the pending model and its coverage, or None."""
+        pending = self.pending_model()
+        if pending is None:
+            return None
+        with self._lock:
+            total = self._conn.execute(
+                "SELECT count(*) FROM photos p JOIN roots r ON r.id = p.root_id "
+                "WHERE r.online = 1 AND p.state = 'indexed'"
+            ).fetchone()[0]
+        missing = len(self._missing_jobs(pending))
+        return {"model": pending.id, "name": pending.manifest.name, "embedded": total - missing, "photos": total}
+
+    def reembed(
+        self,
+        *,
+        on_progress: Callable[[IndexProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+        workers: int | None = None,
+    ) -> IndexReport | None:
+        """Embed the library's photos with the pending model; switch to it once all are covered.
+
+        Returns None when no switch is under way. Safe to stop (``cancel``) and call again.
+        """
+        with self._switch_lock:
+            name, pending = self._pending_name, self.pending_model()
+            if pending is None:
+                return None
+            jobs = self._missing_jobs(pending)
+            indexer = Indexer(self.db_path, pending, workers=workers, on_progress=on_progress, cancel=cancel)
+            with self._lock:
+                known = indexer.known_contents(self._conn)
+            report = indexer.run(jobs, known)
+            if not report.cancelled and pending.manifest.search_setting("text_in_photo_weight", 0.0) > 0:
+                self._embed_found_text(pending, cancel)
+            self._record_device(pending)
+            # Switch only if this is still the model asked for (use_model may have chosen another).
+            if not report.cancelled and self._pending_name == name and not self._missing_jobs(pending):
+                self._activate(name, pending)
+            return report
+
+    def _embed_found_text(self, model: LoadedModel, cancel: threading.Event | None) -> None:
+        """Embed text already read in the photos with ``model`` (no photo is read again)."""
+        from engine.ingest.textread import TextPass
+
+        text_pass = TextPass(self.db_path, model, cancel=cancel)
+        with self._lock:
+            backlog = text_pass.unembedded(self._conn)
+        if backlog:
+            text_pass.run([], backlog)
+
+    def use_captioner(self, name: str | None) -> None:
+        """Caption photos with the captioner bundle ``name`` (None: the model's own captioner).
+
+        Photos without a caption from it are captioned by the next :meth:`sync`; until then they
+        show none.
+        """
         if name:
-            self._set_meta("model", name)
+            load_captioner_bundle(name, SessionFactory("cpu"), self._models_root)  # fails early if unusable
+        self._stop_switch()  # a switch under way resumes with the new captioner
+        with self._model_lock:
+            self._captioner_name = name or None
+            self._model = None
+            self._pending = None
+        with self._lock, self._conn:
+            if name:
+                self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('captioner', ?)", (name,))
+            else:
+                self._conn.execute("DELETE FROM meta WHERE key = 'captioner'")
+
+    def _record_device(self, model: LoadedModel) -> None:
+        """Remember where the last run's sessions really ran, for `status` in a later process."""
+        report = model.sessions.report
+        if report.active:
+            info = {
+                "model": model.id,
+                "requested": report.requested,
+                "tried": report.tried,
+                "active": report.active,
+                "warning": report.warning,
+                "at": time.strftime("%Y-%m-%d %H:%M:%S"),
+            }
+            self._set_meta("device_report", json.dumps(info))
 
     # -- folders -----------------------------------------------------------------------------
 
@@ -310,17 +533,20 @@ class Library:
         if not root_ids:
             return []
         model_id = self.model.id
+        captioner_id = self._captioner_id()
         marks = ",".join("?" * len(root_ids))
         with self._lock:
             rows = self._conn.execute(
                 f"""SELECT p.id, r.path, p.rel_path, p.size, p.mtime_ns FROM photos p
                     JOIN roots r ON r.id = p.root_id
                     WHERE r.online = 1 AND p.root_id IN ({marks}) AND (
-                        p.state = 'pending' OR (p.state = 'indexed' AND NOT EXISTS (
+                        p.state = 'pending' OR (p.state = 'indexed' AND (NOT EXISTS (
                             SELECT 1 FROM embeddings e WHERE e.content_id = p.content_id
-                            AND e.model_id = ? AND e.kind = 'image' AND e.region = 0)))
+                            AND e.model_id = ? AND e.kind = 'image' AND e.region = 0)
+                        OR (? != '' AND NOT EXISTS (
+                            SELECT 1 FROM captions k WHERE k.content_id = p.content_id AND k.model_id = ?)))))
                     ORDER BY p.id""",
-                [*root_ids, model_id],
+                [*root_ids, model_id, captioner_id, captioner_id],
             ).fetchall()
         return [Job(r[0], Path(from_db_name(r[1])) / from_db_name(r[2]), r[3], r[4]) for r in rows]
 
@@ -349,6 +575,7 @@ class Library:
         report = indexer.run(jobs, known)
         with self._lock, self._conn:
             self._collect_garbage(self._conn)
+        self._record_device(model)
         return report
 
     def sync(
@@ -367,6 +594,8 @@ class Library:
         report.index = self.index(jobs, on_progress=on_progress, cancel=cancel, workers=workers)
         if read_text and not report.index.cancelled and not (cancel and cancel.is_set()):
             report.text_found = self.read_text(on_progress=on_text_progress, cancel=cancel, workers=workers)
+        if self._pending_name is not None and not report.index.cancelled and not (cancel and cancel.is_set()):
+            report.reembed = self.reembed(on_progress=on_progress, cancel=cancel, workers=workers)
         return report
 
     def read_text(
@@ -521,6 +750,7 @@ class Library:
                 (model.id,),
             ).fetchone()[0]
         report = model.sessions.report
+        last_run = self._meta("device_report")
         return {
             "library": str(self.db_path),
             "photos": total,
@@ -529,11 +759,15 @@ class Library:
             "pending": total - indexed - failed,
             "roots": [{"path": str(r.path), "online": r.online, "photos": r.photos} for r in self.roots()],
             "model": {"id": model.manifest.id, "version": model.manifest.version, "name": model.manifest.name},
+            "captioner": model.captioner.id if model.captioner else None,
+            "switching_to": self.switch_progress(),
             "device": {
                 "requested": report.requested,
                 "providers": report.active or report.tried,
+                "started": bool(report.active),
                 "on_gpu": report.on_gpu,
                 "warning": report.warning,
+                "last_run": json.loads(last_run) if last_run else None,
             },
             "failures": [{"path": str(p.path), "reason": p.error} for p in self.problems()],
         }

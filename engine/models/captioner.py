@@ -94,15 +94,23 @@ class LabelCaptioner:
         return out
 
 
+def _encoder_decoder(manifest: Manifest, factory: SessionFactory) -> Captioner:
+    from engine.models.encoder_decoder import EncoderDecoderCaptioner
+
+    return EncoderDecoderCaptioner(manifest, factory)
+
+
 CaptionerFactory = Callable[[Manifest, SessionFactory], Captioner]
 CAPTIONER_TYPES: dict[str, CaptionerFactory] = {
     "labels": lambda manifest, _factory: LabelCaptioner(manifest),
+    "encoder-decoder": _encoder_decoder,
 }
 
 
 def load_captioner(manifest: Manifest, factory: SessionFactory) -> Captioner | None:
-    """The captioner a bundle declares, or None when it has none."""
-    if not manifest.captioner:
+    """The captioner a bundle declares, or None when it has none (or names another bundle for it,
+    which :mod:`engine.models.registry` resolves)."""
+    if not manifest.captioner or "bundle" in manifest.captioner:
         return None
     kind = manifest.captioner.get("type")
     if kind not in CAPTIONER_TYPES:

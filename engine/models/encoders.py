@@ -23,6 +23,27 @@ from engine.models.tokenizer import TextTokenizer
 log = logging.getLogger(__name__)
 
 
+_ONNX_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+}
+
+
+def feed_for(arg: ort.NodeArg, value: np.ndarray) -> np.ndarray:
+    """``value`` cast to the element type the graph input declares (Immich's exports take int32 ids)."""
+    dtype = _ONNX_DTYPES.get(arg.type)
+    return value if dtype is None or value.dtype == dtype else value.astype(dtype)
+
+
+def fixed_batch_of_one(arg: ort.NodeArg) -> bool:
+    """Whether an input was exported with its batch dimension fixed to 1 (Immich's exports are)."""
+    return bool(arg.shape) and isinstance(arg.shape[0], int) and arg.shape[0] == 1
+
+
 def normalize(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero)."""
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
@@ -37,7 +58,9 @@ class EncodedImages:
     extras: dict[str, np.ndarray]
 
 
-class _LazySession:
+class LazySession:
+    """An ONNX Runtime session created on first use, once, by the bundle's session factory."""
+
     def __init__(self, factory: SessionFactory, manifest: Manifest, file: str) -> None:
         self._factory = factory
         self._path = manifest.path(file)
@@ -62,7 +85,7 @@ class ImageEncoder:
         self.manifest = manifest
         self.graph = manifest.image
         self.preprocess = manifest.image.preprocess
-        self._session = _LazySession(factory, manifest, manifest.image.file)
+        self._session = LazySession(factory, manifest, manifest.image.file)
         self.calls = 0  # inference calls made (tests count them)
 
     def preprocess_batch(self, images: list[Image.Image]) -> np.ndarray:
@@ -71,8 +94,16 @@ class ImageEncoder:
     def encode_tensor(self, batch: np.ndarray) -> EncodedImages:
         session = self._session.get()
         names = [self.graph.output, *self.graph.extra_outputs]
+        arg = next((i for i in session.get_inputs() if i.name == self.graph.input), None)
+        if arg is None:
+            raise ModelError(f"model {self.manifest.id}: the image graph has no input {self.graph.input!r}")
+        batch = feed_for(arg, batch)
         self.calls += 1
-        outputs = session.run(names, {self.graph.input: batch})
+        if fixed_batch_of_one(arg) and len(batch) > 1:
+            runs = [session.run(names, {self.graph.input: batch[i : i + 1]}) for i in range(len(batch))]
+            outputs = [np.concatenate([run[k] for run in runs]) for k in range(len(names))]
+        else:
+            outputs = session.run(names, {self.graph.input: batch})
         return EncodedImages(
             embeddings=normalize(np.asarray(outputs[0], dtype=np.float32)),
             extras={name: np.asarray(out) for name, out in zip(names[1:], outputs[1:], strict=True)},
@@ -90,7 +121,7 @@ class TextEncoder:
             raise ModelError(f"model {manifest.id} has no text graph")
         self.manifest = manifest
         self.graph = manifest.text
-        self._session = _LazySession(factory, manifest, manifest.text.file)
+        self._session = LazySession(factory, manifest, manifest.text.file)
         self._tokenizer: TextTokenizer | None = None
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
@@ -105,19 +136,24 @@ class TextEncoder:
                 self.graph.context_length,
                 lowercase=self.graph.lowercase,
                 fixed_length=self.graph.fixed_length,
+                pad_token=self.graph.pad_token,
+                clean=self.graph.clean,
             )
         return self._tokenizer
 
     def _run(self, texts: list[str]) -> np.ndarray:
         session = self._session.get()
         tokens = self.tokenizer([self.graph.prompt.format(t) for t in texts])
-        wanted = {i.name for i in session.get_inputs()}
-        feeds = {graph_name: tokens[key] for key, graph_name in self.graph.inputs.items() if graph_name in wanted}
+        args = {i.name: i for i in session.get_inputs()}
+        feeds = {
+            graph_name: feed_for(args[graph_name], tokens[key])
+            for key, graph_name in self.graph.inputs.items()
+            if graph_name in args
+        }
         # Fixed-length graphs (batch dimension 1) are fed one text at a time.
-        batch_dim = session.get_inputs()[0].shape[0]
-        self.calls += 1
-        if isinstance(batch_dim, int) and batch_dim == 1 and len(texts) > 1:
+        if fixed_batch_of_one(session.get_inputs()[0]) and len(texts) > 1:
             return np.concatenate([self._run([t]) for t in texts])
+        self.calls += 1
         out = np.asarray(session.run([self.graph.output], feeds)[0], dtype=np.float32)
         if self.graph.pooling == "mean":
             mask = tokens["attention_mask"][..., None].astype(np.float32)

@@ -19,8 +19,9 @@ Layout of ``model.json`` (format 1)::
       "text": {"file": "textual.onnx", "tokenizer": "tokenizer.json", "context_length": 64,
                "inputs": {"input_ids": "input_ids", "attention_mask": "attention_mask"},
                "output": "last_hidden_state", "pooling": "mean" | "none" | "cls",
-               "prompt": "{}"},
-      "captioner": {"type": "labels" | "decoder" | "encoder-decoder", ...},
+               "prompt": "{}", "pad_token": "<pad>", "clean": "none" | "whitespace" | "canonicalize"},
+      "captioner": {"type": "labels" | "encoder-decoder", ...} | {"bundle": "<captioner bundle id>"},
+      "languages": ["en"],
       "search": {"cutoff": 0.3, "negative_weight": 0.5, "text_in_photo_weight": 0.6},
       "metrics": {...}
     }
@@ -51,19 +52,31 @@ class Preprocess:
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     layout: Literal["NCHW", "NHWC"] = "NCHW"
-    interpolation: Literal["bicubic", "bilinear"] = "bicubic"
+    interpolation: Literal["bicubic", "bilinear", "nearest", "lanczos"] = "bicubic"
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Preprocess:
-        return cls(
+        spec = cls(
             size=int(data.get("size", 224)),
             resize=data.get("resize", "shortest"),
             crop=data.get("crop", "center"),
-            mean=tuple(data.get("mean", (0.0, 0.0, 0.0))),
-            std=tuple(data.get("std", (1.0, 1.0, 1.0))),
+            mean=tuple(float(v) for v in data.get("mean", (0.0, 0.0, 0.0))),  # type: ignore[arg-type]
+            std=tuple(float(v) for v in data.get("std", (1.0, 1.0, 1.0))),  # type: ignore[arg-type]
             layout=data.get("layout", "NCHW"),
             interpolation=data.get("interpolation", "bicubic"),
         )
+        allowed = {
+            "resize": ("shortest", "squash"),
+            "crop": ("center", "none"),
+            "layout": ("NCHW", "NHWC"),
+            "interpolation": ("bicubic", "bilinear", "nearest", "lanczos"),
+        }
+        for key, values in allowed.items():
+            if getattr(spec, key) not in values:
+                raise ValueError(f"preprocess {key} {getattr(spec, key)!r} is not one of {', '.join(values)}")
+        if len(spec.mean) != 3 or len(spec.std) != 3 or spec.size <= 0:
+            raise ValueError("preprocess needs a positive size and three means and standard deviations")
+        return spec
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,11 @@ class TextGraph:
     lowercase: bool = False
     #: Pad every input to ``context_length`` (graphs exported with a fixed sequence length).
     fixed_length: bool = False
+    #: The token used for padding (None: the tokenizer's ``[PAD]`` or ``<pad>``, else id 0).
+    pad_token: str | None = None
+    #: Text clean-up before tokenising, as the model was trained: collapse whitespace, or also
+    #: drop punctuation and lowercase ("canonicalize", as open_clip's SigLIP configs ask).
+    clean: Literal["none", "whitespace", "canonicalize"] = "none"
 
 
 @dataclass(frozen=True)
@@ -107,6 +125,7 @@ class Manifest:
     captioner: dict[str, Any] | None
     search: dict[str, Any]
     raw: dict[str, Any]
+    languages: tuple[str, ...] = ()
 
     def path(self, name: str) -> Path:
         """The absolute path of a file the manifest names."""
@@ -160,6 +179,8 @@ def _parse(root: Path, data: dict[str, Any]) -> Manifest:
                 prompt=txt.get("prompt", "{}"),
                 lowercase=bool(txt.get("lowercase", False)),
                 fixed_length=bool(txt.get("fixed_length", False)),
+                pad_token=txt.get("pad_token"),
+                clean=txt.get("clean", "none"),
             )
         manifest = Manifest(
             root=root,
@@ -176,11 +197,14 @@ def _parse(root: Path, data: dict[str, Any]) -> Manifest:
             captioner=data.get("captioner"),
             search=dict(data.get("search", {})),
             raw=data,
+            languages=tuple(str(lang) for lang in data.get("languages", ())),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{root}: malformed {MANIFEST_NAME}: {exc!r}") from exc
     if kind == "joint-embedding" and (image is None or text is None or manifest.embedding_size <= 0):
         raise ModelError(f"{root}: a joint-embedding bundle needs image, text and embedding_size")
+    if kind == "captioner" and (not manifest.captioner or "type" not in manifest.captioner):
+        raise ModelError(f"{root}: a captioner bundle needs a captioner section with a type")
     for graph_file in [g.file for g in (image, text) if g] + ([text.tokenizer] if text else []):
         if graph_file not in manifest.files:
             raise ModelError(f"{root}: {graph_file} is used but not listed under files")

@@ -7,7 +7,12 @@ from PIL import Image
 
 from engine.models.manifest import Preprocess
 
-_RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
+_RESAMPLE = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "nearest": Image.Resampling.NEAREST,
+    "lanczos": Image.Resampling.LANCZOS,
+}
 
 
 def resize_and_crop(image: Image.Image, spec: Preprocess) -> Image.Image:

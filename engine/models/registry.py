@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,15 @@ class LoadedModel:
         return self.manifest.search_setting("cutoff", 0.2)
 
 
+def load_captioner_bundle(name: str, sessions: SessionFactory, models_root: Path | None = None) -> Captioner:
+    """The captioner of bundle ``name`` (a ``captioner`` bundle, or a joint bundle with one)."""
+    manifest = load_manifest(resolve(name, models_root))
+    captioner = load_captioner(manifest, sessions)
+    if captioner is None:
+        raise ModelError(f"{manifest.id} has no captioner")
+    return captioner
+
+
 def load_model(
     name: str | None = None,
     *,
@@ -75,17 +85,34 @@ def load_model(
     threads: int | None = None,
     models_root: Path | None = None,
     progress: Progress | None = None,
+    captioner: str | None = None,
 ) -> LoadedModel:
+    """Load a joint-embedding model. Its captions come from ``captioner`` (a bundle name) when
+    given, else from the captioner the bundle declares (its own, or another bundle it names)."""
     folder = resolve(name, models_root, progress)
     manifest = load_manifest(folder)
     if manifest.kind != "joint-embedding":
         raise ModelError(f"{manifest.id} is a {manifest.kind}, not a joint-embedding model")
     sessions = SessionFactory(device, threads)
     log.info("model %s (%s) from %s", manifest.label, manifest.name, folder)
+    named = captioner or (manifest.captioner or {}).get("bundle")
     return LoadedModel(
         manifest=manifest,
         image=ImageEncoder(manifest, sessions),
         text=TextEncoder(manifest, sessions),
-        captioner=load_captioner(manifest, sessions),
+        captioner=load_captioner_bundle(named, sessions, models_root) if named else load_captioner(manifest, sessions),
         sessions=sessions,
     )
+
+
+def remove(name: str, models_root: Path | None = None) -> Manifest:
+    """Delete an installed bundle (the built-in one is rebuilt on its next use)."""
+    root = models_root or paths.models_dir()
+    for manifest in installed(root):
+        if name in (manifest.id, manifest.label, manifest.root.name):
+            if manifest.root.parent.resolve() != root.resolve():
+                raise ModelError(f"{manifest.root} is not inside {root}; not removing it")
+            shutil.rmtree(manifest.root)
+            log.info("removed model bundle %s from %s", manifest.label, manifest.root)
+            return manifest
+    raise ModelNotFoundError(f"no installed model named {name!r} (see `photoseek models list`)")

@@ -7,6 +7,7 @@ is asked afterwards, and a GPU that was wanted but not obtained becomes a visibl
 
 from __future__ import annotations
 
+import ctypes.util
 import logging
 import os
 import platform
@@ -21,9 +22,10 @@ from engine.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-# ONNX Runtime prints CUDA loading errors to stderr on machines without CUDA; the outcome is
-# reported through DeviceReport instead.
-ort.set_default_logger_severity(3)
+# ONNX Runtime prints CUDA loading errors (severity 3) to stderr on machines without CUDA; the
+# outcome is reported through DeviceReport instead. PHOTOSEEK_ORT_LOG=0..4 shows its own log
+# (0 = everything), for instance to see which CUDA library failed to load.
+ort.set_default_logger_severity(int(os.environ.get("PHOTOSEEK_ORT_LOG", "4")))
 
 Device = Literal["auto", "cpu", "gpu"]
 DEVICES: tuple[str, ...] = ("auto", "cpu", "gpu")
@@ -45,6 +47,8 @@ class DeviceReport:
     tried: list[str]
     active: list[str] = field(default_factory=list)
     warning: str | None = None
+    #: Why a GPU session could not be created, when ONNX Runtime said so with an error.
+    failure: str | None = None
 
     @property
     def on_gpu(self) -> bool:
@@ -55,8 +59,26 @@ class DeviceReport:
         return f"{where}" + (f" (warning: {self.warning})" if self.warning else "")
 
 
-def gpu_providers_for_platform(available: list[str] | None = None, system: str | None = None) -> list[str]:
-    """GPU providers worth trying on this platform, best first, among those ONNX Runtime lists."""
+def tensorrt_present(system: str | None = None) -> bool:
+    """Whether the TensorRT runtime library can be found (``PHOTOSEEK_TENSORRT=1``/``0`` decides instead).
+
+    onnxruntime-gpu lists the TensorRT provider whether or not TensorRT is installed, so the
+    library itself is looked for; without it, trying the provider only produces load errors.
+    """
+    override = os.environ.get("PHOTOSEEK_TENSORRT")
+    if override in ("0", "1"):
+        return override == "1"
+    if (system or platform.system()) == "Darwin":
+        return False
+    return any(ctypes.util.find_library(name) for name in ("nvinfer", "nvinfer_10"))
+
+
+def gpu_providers_for_platform(
+    available: list[str] | None = None, system: str | None = None, tensorrt: bool | None = None
+) -> list[str]:
+    """GPU providers worth trying on this platform, best first, among those ONNX Runtime lists:
+    TensorRT (when its library is present) and CUDA on Linux and Windows, ROCm on Linux,
+    DirectML on Windows, CoreML on macOS."""
     available = ort.get_available_providers() if available is None else available
     system = system or platform.system()
     if system == "Darwin":
@@ -65,10 +87,21 @@ def gpu_providers_for_platform(available: list[str] | None = None, system: str |
         wanted = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "DmlExecutionProvider"]
     else:
         wanted = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "ROCMExecutionProvider"]
-    # TensorRT builds engines for minutes on first use; only try it when asked explicitly.
-    if os.environ.get("PHOTOSEEK_TENSORRT") != "1":
+    if not (tensorrt_present(system) if tensorrt is None else tensorrt):
         wanted = [p for p in wanted if p != "TensorrtExecutionProvider"]
     return [p for p in wanted if p in available]
+
+
+def provider_options(name: str) -> dict[str, str]:
+    """Options Photoseek passes to a provider."""
+    if name == "TensorrtExecutionProvider":
+        # Building a TensorRT engine takes minutes: keep the built engines between runs.
+        from engine import paths
+
+        cache = paths.cache_dir() / "tensorrt"
+        cache.mkdir(parents=True, exist_ok=True)
+        return {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache)}
+    return {}
 
 
 def gpu_hardware_present(system: str | None = None) -> bool | None:
@@ -89,11 +122,13 @@ def choose_providers(
     available: list[str] | None = None,
     system: str | None = None,
     hardware: bool | None = None,
+    tensorrt: bool | None = None,
 ) -> list[str]:
     """The provider list to hand to ONNX Runtime for ``device`` (auto, cpu or gpu).
 
     ``auto`` skips GPU providers when the platform can tell that no GPU is present (ONNX Runtime
     would only fail to load them); ``gpu`` always tries them so that a failure is reported.
+    ``available``, ``system``, ``hardware`` and ``tensorrt`` default to what this machine has.
     """
     if device not in DEVICES:
         raise ModelError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
@@ -103,7 +138,7 @@ def choose_providers(
         hardware = gpu_hardware_present(system) if hardware is None else hardware
         if hardware is False:
             return ["CPUExecutionProvider"]
-    return [*gpu_providers_for_platform(available, system), "CPUExecutionProvider"]
+    return [*gpu_providers_for_platform(available, system, tensorrt), "CPUExecutionProvider"]
 
 
 def default_threads() -> int:
@@ -131,12 +166,15 @@ class SessionFactory:
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = [(p, provider_options(p)) for p in self.providers]
         try:
-            session = ort.InferenceSession(str(path), sess_options=options, providers=self.providers)
+            session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         except Exception as exc:  # ORT raises its own exception types
             if self.providers == ["CPUExecutionProvider"]:
                 raise ModelError(f"cannot load {path.name}: {exc}") from exc
             log.warning("session for %s failed on %s (%s); using the CPU", path.name, self.providers, exc)
+            with self._lock:
+                self.report.failure = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             try:
                 session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
             except Exception as exc2:
@@ -153,10 +191,11 @@ class SessionFactory:
             wanted_gpu = [p for p in self.providers if p in _GPU_PROVIDERS]
             got_gpu = [p for p in active if p in _GPU_PROVIDERS]
             if wanted_gpu and not got_gpu:
+                why = f" ({self.report.failure})" if self.report.failure else ""
                 self.report.warning = (
                     f"a GPU was {'requested' if self.device == 'gpu' else 'found'} "
                     f"({', '.join(p.removesuffix('ExecutionProvider') for p in wanted_gpu)}) "
-                    "but could not be used; running on the CPU"
+                    f"but could not be used{why}; running on the CPU"
                 )
                 if self.device == "gpu":
                     log.warning("%s: %s", name, self.report.warning)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +10,36 @@ from tokenizers import Tokenizer
 
 from engine.errors import ModelError
 
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def clean_text(text: str, mode: str) -> str:
+    """Clean ``text`` the way the model's training pipeline did.
+
+    ``whitespace`` collapses runs of whitespace; ``canonicalize`` (open_clip's SigLIP configs)
+    also drops ASCII punctuation and lowercases.
+    """
+    if mode == "none":
+        return text
+    text = " ".join(text.split())
+    if mode == "canonicalize":
+        text = text.translate(_PUNCTUATION).lower()
+    return text
+
 
 class TextTokenizer:
-    """Encodes strings to fixed-length id and mask arrays for a text graph."""
+    """Encodes strings to id and mask arrays for a text graph."""
 
-    def __init__(self, path: Path, context_length: int, *, lowercase: bool = False, fixed_length: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        context_length: int,
+        *,
+        lowercase: bool = False,
+        fixed_length: bool = False,
+        pad_token: str | None = None,
+        clean: str = "none",
+    ) -> None:
         try:
             self._tokenizer = Tokenizer.from_file(str(path))
         except Exception as exc:  # tokenizers raises a plain Exception on bad files
@@ -21,14 +47,21 @@ class TextTokenizer:
         self.context_length = context_length
         self.lowercase = lowercase
         self.fixed_length = fixed_length
+        self.clean = clean
         self._tokenizer.enable_truncation(max_length=context_length)
         self._tokenizer.no_padding()
-        pad_id = self._tokenizer.token_to_id("[PAD]")
-        if pad_id is None:
-            pad_id = self._tokenizer.token_to_id("<pad>")
+        if pad_token is not None:
+            pad_id = self._tokenizer.token_to_id(pad_token)
+            if pad_id is None:
+                raise ModelError(f"tokenizer {path.name} has no pad token {pad_token!r}")
+        else:
+            pad_id = self._tokenizer.token_to_id("[PAD]")
+            if pad_id is None:
+                pad_id = self._tokenizer.token_to_id("<pad>")
         self.pad_id = 0 if pad_id is None else pad_id
 
     def __call__(self, texts: list[str]) -> dict[str, np.ndarray]:
+        texts = [clean_text(t, self.clean) for t in texts]
         if self.lowercase:
             texts = [t.lower() for t in texts]
         encodings = self._tokenizer.encode_batch(texts)

@@ -1,0 +1,118 @@
+"""The execution-provider choice, and the fall-back to the CPU when a GPU cannot be used."""
+
+from __future__ import annotations
+
+import onnxruntime as ort
+import pytest
+
+from engine.cli import main
+from engine.errors import ModelError
+from engine.models import runtime
+from engine.models.runtime import SessionFactory, choose_providers
+
+ALL = [
+    "TensorrtExecutionProvider",
+    "CUDAExecutionProvider",
+    "ROCMExecutionProvider",
+    "DmlExecutionProvider",
+    "CoreMLExecutionProvider",
+    "CPUExecutionProvider",
+]
+CPU = "CPUExecutionProvider"
+
+
+@pytest.mark.parametrize(
+    ("system", "tensorrt", "expected"),
+    [
+        ("Linux", False, ["CUDAExecutionProvider", "ROCMExecutionProvider", CPU]),
+        ("Linux", True, ["TensorrtExecutionProvider", "CUDAExecutionProvider", "ROCMExecutionProvider", CPU]),
+        ("Windows", False, ["CUDAExecutionProvider", "DmlExecutionProvider", CPU]),
+        ("Windows", True, ["TensorrtExecutionProvider", "CUDAExecutionProvider", "DmlExecutionProvider", CPU]),
+        ("Darwin", True, ["CoreMLExecutionProvider", CPU]),
+    ],
+)
+def test_gpu_providers_per_platform_best_first(system, tensorrt, expected):
+    assert choose_providers("gpu", available=ALL, system=system, tensorrt=tensorrt) == expected
+    assert choose_providers("auto", available=ALL, system=system, hardware=True, tensorrt=tensorrt) == expected
+
+
+def test_only_providers_onnx_runtime_lists_are_tried():
+    assert choose_providers("gpu", available=["DmlExecutionProvider", CPU], system="Windows") == [
+        "DmlExecutionProvider",
+        CPU,
+    ]
+    assert choose_providers("gpu", available=[CPU], system="Linux") == [CPU]
+
+
+def test_cpu_and_auto_without_a_gpu_use_the_cpu_only():
+    assert choose_providers("cpu", available=ALL, system="Linux") == [CPU]
+    assert choose_providers("auto", available=ALL, system="Linux", hardware=False) == [CPU]
+    # Where the platform cannot tell whether a GPU is there (Windows, macOS), auto tries it.
+    assert choose_providers("auto", available=ALL, system="Windows", tensorrt=False)[0] == "CUDAExecutionProvider"
+    # Asking for the GPU still tries it, so that the failure is reported rather than hidden.
+    assert "CUDAExecutionProvider" in choose_providers("gpu", available=ALL, system="Linux", hardware=False)
+
+
+def test_unknown_device_is_an_error():
+    with pytest.raises(ModelError, match="unknown device"):
+        choose_providers("tpu")
+
+
+def test_tensorrt_is_tried_only_when_present_or_asked(monkeypatch):
+    monkeypatch.setenv("PHOTOSEEK_TENSORRT", "1")
+    assert runtime.tensorrt_present("Linux")
+    monkeypatch.setenv("PHOTOSEEK_TENSORRT", "0")
+    assert not runtime.tensorrt_present("Linux")
+    assert "TensorrtExecutionProvider" not in choose_providers("gpu", available=ALL, system="Linux")
+    monkeypatch.delenv("PHOTOSEEK_TENSORRT")
+    monkeypatch.setattr(runtime.ctypes.util, "find_library", lambda name: None)
+    assert not runtime.tensorrt_present("Linux")
+    monkeypatch.setattr(runtime.ctypes.util, "find_library", lambda name: f"lib{name}.so")
+    assert runtime.tensorrt_present("Linux") and not runtime.tensorrt_present("Darwin")
+
+
+def test_a_gpu_that_cannot_be_used_falls_back_to_the_cpu_with_a_warning(tiny_bundle):
+    """On this machine (no GPU) asking for one must end on the CPU, visibly."""
+    factory = SessionFactory("gpu")
+    session = factory.create(tiny_bundle / "visual.onnx")
+    assert session.get_providers() == [CPU]
+    report = factory.report
+    assert report.active == [CPU] and not report.on_gpu
+    assert report.warning
+    if "CUDAExecutionProvider" in ort.get_available_providers():  # onnxruntime-gpu: listed, not usable
+        assert "CUDA" in report.tried[0] and "could not be used" in report.warning
+    else:
+        assert "no GPU provider" in report.warning
+
+
+def test_a_gpu_session_that_fails_to_start_is_retried_on_the_cpu(tiny_bundle, monkeypatch):
+    real = ort.InferenceSession
+
+    def session(path, sess_options=None, providers=None):
+        names = [p[0] if isinstance(p, tuple) else p for p in providers or []]
+        if names != [CPU]:
+            raise RuntimeError("CUDA failure 100: no CUDA-capable device is detected")
+        return real(path, sess_options=sess_options, providers=providers)
+
+    monkeypatch.setattr(runtime.ort, "InferenceSession", session)
+    monkeypatch.setattr(runtime, "choose_providers", lambda device: ["CUDAExecutionProvider", CPU])
+    factory = SessionFactory("gpu")
+    assert factory.create(tiny_bundle / "visual.onnx").get_providers() == [CPU]
+    assert "no CUDA-capable device" in (factory.report.warning or "")
+
+
+def test_status_and_doctor_show_the_provider_and_the_warning(tmp_path, tiny_bundle, rgb_folder, capsys):
+    db = str(tmp_path / "lib.sqlite3")
+    model = ["--model", str(tiny_bundle)]
+    assert main(["index", str(rgb_folder), "--db", db, "--device", "gpu", *model]) == 0
+    capsys.readouterr()
+    assert main(["status", "--db", db, "--device", "gpu", *model]) == 0
+    out = capsys.readouterr().out
+    assert "device:   --device gpu: chosen" in out
+    assert "last run: CPU" in out and "WARNING:  last run:" in out
+    assert main(["doctor", "--db", db, "--device", "gpu", *model]) == 0
+    out = capsys.readouterr().out
+    assert "sessions run on: CPU" in out and "WARNING:" in out
+    assert main(["doctor", "--db", db, "--device", "cpu", *model]) == 0
+    out = capsys.readouterr().out
+    assert "sessions run on: CPU" in out and "WARNING" not in out
