@@ -934,7 +934,9 @@ class Library:
         marks = ",".join("?" * len(keep))
         with self._lock:
             rows = self._conn.execute(
-                self._PHOTO_SELECT + f" WHERE p.content_id IN ({marks}) AND r.online = 1 AND p.state = 'indexed' "
+                # "+p.state": look the few candidates up by content id; the state index would
+                # make SQLite walk every indexed photo (110 ms at a million photos).
+                self._PHOTO_SELECT + f" WHERE p.content_id IN ({marks}) AND r.online = 1 AND +p.state = 'indexed' "
                 "ORDER BY p.id",
                 [self._captioner_id(), *[k for k, _ in keep]],
             ).fetchall()

@@ -30,6 +30,9 @@ class Captioner(Protocol):
         ...
 
 
+ACHROMATIC = frozenset({"black", "white", "grey"})
+
+
 class LabelCaptioner:
     """Sentences from class probabilities and colour shares (no language model)."""
 
@@ -69,11 +72,21 @@ class LabelCaptioner:
                 return f"{article(group)}, probably {article(name)}"
             return article(group)
         if p_best >= self.LIKELY:
-            return f"possibly {article(name)} or {article(self.names[second])}"
+            # ImageNet has classes that share a name ("missile" twice): offer a different one.
+            other = next((self.names[int(k)] for k in order[1:6] if self.names[int(k)] != name), None)
+            if other is None or float(probs[second]) < self.LIKELY / 4:
+                return f"possibly {article(name)}"
+            return f"possibly {article(name)} or {article(other)}"
         return f"something the model cannot name with confidence (perhaps {article(name)})"
 
     def colours(self, shares: np.ndarray) -> str:
-        picked = [(float(s), self.colour_names[i]) for i, s in enumerate(shares) if s >= self.COLOUR_SHARE]
+        # A coloured object on a grey background is what people notice: chromatic terms need
+        # a smaller share of the photo than black, white and grey to be named.
+        picked = [
+            (float(s), name)
+            for s, name in zip(shares, self.colour_names, strict=True)
+            if s >= (self.COLOUR_SHARE if name in ACHROMATIC else self.COLOUR_SHARE / 1.5)
+        ]
         picked.sort(reverse=True)
         names = [n for _, n in picked[:3]]
         if not names:
