@@ -54,9 +54,11 @@ def make_photos(folder: Path, count: int) -> list[Path]:
         big = ImageOps.fit(base, (4000, 3000), Image.Resampling.BICUBIC)
         if n // len(sources) % 2:
             big = ImageOps.mirror(big)
-        # A few changed pixels make every file distinct (no duplicate is skipped).
-        big.putpixel((int(rng.integers(0, 4000)), int(rng.integers(0, 3000))), (n % 256, 0, 0))
-        big.save(path, quality=90)
+        # Sensor-like noise gives the files the size of camera JPEGs (an upscaled photo is
+        # unnaturally smooth, small and quick to decode) and makes every file distinct.
+        noise = rng.normal(0.0, 6.0, size=(3000, 4000, 3))
+        pixels = np.clip(np.asarray(big, dtype=np.float32) + noise, 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(path, quality=92)
     return out
 
 
@@ -118,6 +120,7 @@ def main() -> None:
     parser.add_argument("--reference-photos", type=int, default=30, help="photos for the slow reference loop")
     parser.add_argument("--model", default=None)
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each variant; the best counts")
     args = parser.parse_args()
 
     from engine.models.registry import load_model
@@ -130,11 +133,18 @@ def main() -> None:
     for path in photos:  # warm the page cache so every variant reads from memory
         path.read_bytes()
 
-    a = reference_loop(model, photos[: args.reference_photos])
-    b, tensors = decode_only(model, photos, cores)
-    c = inference_only(model, tensors)
+    # Other programs share the cores: every variant runs --repeat times, interleaved, and its
+    # best run counts (the least disturbed one), the same rule for all four.
+    a = b = c = d = e = 0.0
+    found = 0
+    for _ in range(args.repeat):
+        a = max(a, reference_loop(model, photos[: args.reference_photos]))
+        b_run, tensors = decode_only(model, photos, cores)
+        b = max(b, b_run)
+        c = max(c, inference_only(model, tensors))
+        d_run, e_run, found = pipeline(args.model, workdir / "photos", workdir, cores)
+        d, e = max(d, d_run), max(e, e_run)
     limit = 1.0 / (1.0 / b + 1.0 / c)
-    d, e, found = pipeline(args.model, workdir / "photos", workdir, cores)
     rows = [
         ("(a) reference loop (full decode, 1 photo per call)", a),
         ("(b) decode only, all cores", b),
@@ -143,7 +153,8 @@ def main() -> None:
         ("(d) the real pipeline", d),
         ("(e) text reading pass (separate)", e),
     ]
-    print(f"{len(photos)} photos of 4000x3000, {cores} cores, model {model.id}")
+    mean_mb = sum(p.stat().st_size for p in photos) / len(photos) / 1e6
+    print(f"{len(photos)} photos of 4000x3000 ({mean_mb:.1f} MB each on average), {cores} cores, model {model.id}")
     for name, value in rows:
         print(f"{name:55} {value:8.1f} photos/s")
     print(f"(d)/(a) = {d / a:.1f}   (target >= 5)")
@@ -151,6 +162,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {
         "photos": len(photos),
+        "repeat": args.repeat,
+        "mean_file_mb": mean_mb,
         "cores": cores,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "model": model.id,

@@ -7,7 +7,6 @@ with a reason a person can act on. It never writes anything.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import struct
 import warnings
@@ -16,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import xxhash
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from engine.errors import DecodeError
@@ -93,9 +93,12 @@ def describe_non_image(head: bytes) -> str:
 
 
 def fingerprint(data: bytes | None = None, path: Path | None = None, size: int | None = None) -> str:
-    """A content fingerprint: BLAKE2b of the whole content, or of size + three 1 MiB samples
-    for files larger than :data:`FULL_HASH_LIMIT` (so a 100 MB RAW costs a few milliseconds)."""
-    digest = hashlib.blake2b(digest_size=16)
+    """A content fingerprint: XXH3-128 of the whole content, or of size + three 1 MiB samples
+    for files larger than :data:`FULL_HASH_LIMIT` (so a 100 MB RAW costs a few milliseconds).
+
+    XXH3 hashes a 5 MB camera JPEG in about 0.1 ms where BLAKE2b takes about 5 ms; a
+    fingerprint only has to tell a user's own photos apart, not resist forgery."""
+    digest = xxhash.xxh3_128()
     if data is not None:
         digest.update(data)
         return digest.hexdigest()
