@@ -166,6 +166,9 @@ class SessionFactory:
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle inference threads must not spin-wait: the decode threads, the other sessions
+        # (text, search, text reading) and the GUI share the same few cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = [(p, provider_options(p)) for p in self.providers]
         try:
             session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
