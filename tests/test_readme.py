@@ -18,7 +18,7 @@ def test_readme_gives_exactly_two_setup_commands():
     commands = _readme_commands()
     assert len(commands) == 2
     assert all("\n" not in c for c in commands)
-    assert "photoseek demo" in commands[0] and "pytest" in commands[1]
+    assert "photoseek-desktop" in commands[0] and "pytest" in commands[1]
 
 
 def test_ci_runs_exactly_the_readme_test_command():

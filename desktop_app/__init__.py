@@ -1,0 +1,1 @@
+"""Photoseek's desktop app (PySide6), on top of the engine's public API."""

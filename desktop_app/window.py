@@ -1,0 +1,642 @@
+"""The main window: search field, thumbnail grid, detail panel, status bar."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QSettings, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app.photo_model import THUMB, PhotoListModel, PhotoRole
+from desktop_app.tasks import Searcher, SyncTask, Thumbnailer
+from engine.library import Library, Photo, SearchResults
+from engine.models.registry import installed
+
+log = logging.getLogger(__name__)
+
+DETAIL = 1024  # pixels of the detail view's picture
+DEBOUNCE_MS = 250
+
+
+class _Background(QObject):
+    """Runs a library call that writes (add or remove a folder, switch model) off the GUI thread."""
+
+    done = Signal(object, object)  # callback, result or exception
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.done.connect(lambda callback, result: callback(result))
+
+    def run(self, work: Callable[[], object], callback: Callable[[object], None]) -> None:
+        def target() -> None:
+            try:
+                result = work()
+            except Exception as exc:
+                log.exception("background work failed")
+                result = exc
+            self.done.emit(callback, result)
+
+        threading.Thread(target=target, daemon=True).start()
+
+
+class _Changes(QObject):
+    committed = Signal()
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} bytes"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "--"
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds} s"
+
+
+class DetailPanel(QWidget):
+    """The selected photo, large, with its caption, facts and actions."""
+
+    find_similar = Signal(object)
+    similar_but = Signal(object)
+
+    def __init__(self, thumbnails: Thumbnailer) -> None:
+        super().__init__()
+        self.thumbnails = thumbnails
+        self.photo: Photo | None = None
+        self.picture = QLabel("Select a photo to see it here.")
+        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.picture.setMinimumSize(240, 200)
+        self.caption = QLabel()
+        self.caption.setWordWrap(True)
+        self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        font = self.caption.font()
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        self.caption.setFont(font)
+        self.facts = QLabel()
+        self.facts.setWordWrap(True)
+        self.facts.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.facts.setStyleSheet("color: palette(placeholder-text);")
+        buttons = QHBoxLayout()
+        self.actions: dict[str, QPushButton] = {}
+        for name, slot in (
+            ("Open", self._open),
+            ("Reveal", self._reveal),
+            ("Copy path", self._copy),
+            ("Find similar", lambda: self.find_similar.emit(self.photo)),
+            ("Similar, but…", lambda: self.similar_but.emit(self.photo)),
+        ):
+            button = QPushButton(name)
+            button.clicked.connect(slot)
+            button.setEnabled(False)
+            buttons.addWidget(button)
+            self.actions[name] = button
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.picture, 1)
+        layout.addWidget(self.caption)
+        layout.addWidget(self.facts)
+        layout.addLayout(buttons)
+        thumbnails.ready.connect(self._picture_ready)
+
+    def show_photo(self, photo: Photo | None) -> None:
+        self.photo = photo
+        for button in self.actions.values():
+            button.setEnabled(photo is not None)
+        if photo is None:
+            self.picture.setPixmap(QPixmap())
+            self.picture.setText("Select a photo to see it here.")
+            self.caption.clear()
+            self.facts.clear()
+            return
+        if photo.state == "failed":
+            self.caption.setText(f"Photoseek could not read this file: {photo.error}")
+        else:
+            self.caption.setText(photo.caption or "No caption yet: this photo is waiting to be indexed.")
+        facts = [f"<b>{photo.path.name}</b>", str(photo.path.parent)]
+        if photo.taken_at:
+            facts.append(f"Taken {photo.taken_at.replace('T', ' ')}")
+        size = human_size(photo.size)
+        if photo.width and photo.height:
+            size = f"{photo.width} × {photo.height} pixels, {size}"
+        facts.append(size)
+        self.facts.setText("<br>".join(facts))
+        image = self.thumbnails.get(photo.path, photo.mtime_ns, DETAIL)
+        if image is None:
+            self.picture.setPixmap(QPixmap())
+            self.picture.setText("Loading…")
+        else:
+            self._set_picture(image)
+
+    def _picture_ready(self, path: str, size: int, image: QImage) -> None:
+        if self.photo is not None and size == DETAIL and path == str(self.photo.path):
+            self._set_picture(image)
+
+    def _set_picture(self, image: QImage) -> None:
+        if image.isNull():
+            self.picture.setPixmap(QPixmap())
+            self.picture.setText("This photo cannot be shown.")
+            return
+        self._full = QPixmap.fromImage(image)
+        self._fit()
+
+    def _fit(self) -> None:
+        full = getattr(self, "_full", None)
+        if full is not None and self.photo is not None:
+            self.picture.setPixmap(
+                full.scaled(
+                    self.picture.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+                )
+            )
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _open(self) -> None:
+        if self.photo:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.photo.path)))
+
+    def _reveal(self) -> None:
+        if self.photo:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.photo.path.parent)))
+
+    def _copy(self) -> None:
+        if self.photo:
+            QGuiApplication.clipboard().setText(str(self.photo.path))
+
+
+class ProblemsDialog(QDialog):
+    def __init__(self, parent: QWidget, problems: list[Photo]) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Problems")
+        self.resize(760, 360)
+        layout = QVBoxLayout(self)
+        if not problems:
+            layout.addWidget(QLabel("Every photo could be read."))
+        self.table = QTableWidget(len(problems), 2)
+        self.table.setHorizontalHeaderLabels(["File", "Reason"])
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        for row, photo in enumerate(problems):
+            self.table.setItem(row, 0, QTableWidgetItem(str(photo.path)))
+            self.table.setItem(row, 1, QTableWidgetItem(photo.error or "unknown"))
+        self.table.resizeColumnToContents(0)
+        layout.addWidget(self.table)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+
+class PreferencesDialog(QDialog):
+    def __init__(self, parent: QWidget, settings: QSettings, current_model: str, default_cutoff: float) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Preferences")
+        form = QFormLayout(self)
+        self.model = QComboBox()
+        for manifest in installed():
+            self.model.addItem(f"{manifest.name} ({manifest.id})", manifest.id)
+        at = self.model.findData(current_model)
+        if at >= 0:
+            self.model.setCurrentIndex(at)
+        form.addRow("Model", self.model)
+        form.addRow("", QLabel("Switching re-indexes in the background; search uses the old model until then."))
+        self.device = QComboBox()
+        for label, value in (("Automatic (GPU when there is one)", "auto"), ("CPU", "cpu"), ("GPU", "gpu")):
+            self.device.addItem(label, value)
+        self.device.setCurrentIndex(max(0, self.device.findData(settings.value("device", "auto"))))
+        form.addRow("Run models on", self.device)
+        form.addRow("", QLabel("Takes effect the next time Photoseek starts."))
+        self.cutoff = QDoubleSpinBox()
+        self.cutoff.setRange(-1.0, 1.0)
+        self.cutoff.setSingleStep(0.01)
+        self.cutoff.setDecimals(2)
+        self.cutoff.setValue(float(settings.value("cutoff", default_cutoff)))
+        form.addRow("Relevance cutoff", self.cutoff)
+        form.addRow("", QLabel(f"Matches scoring below this are not shown (model default {default_cutoff:.2f})."))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, library: Library, settings: QSettings, sync: SyncTask) -> None:
+        super().__init__()
+        self.library = library
+        self.settings = settings
+        self.sync = sync
+        self.setWindowTitle("Photoseek")
+        self.setAcceptDrops(True)
+        self.resize(1280, 820)
+        self.thumbnails = Thumbnailer()
+        self.model = PhotoListModel(library, self.thumbnails)
+        self.searcher = Searcher(library)
+        self.background = _Background()
+        self._last_query = ""
+        self._closing = False
+        self._status: dict[str, Any] | None = None
+
+        self.search = QLineEdit()
+        self.search.setPlaceholderText(
+            "Describe a photo: a red car in the snow, two dogs, -people, like:photo.jpg   (Ctrl+F)"
+        )
+        self.search.setClearButtonEnabled(True)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setVisible(False)
+        self.grid = QListView()
+        self.grid.setModel(self.model)
+        self.grid.setViewMode(QListView.ViewMode.IconMode)
+        self.grid.setIconSize(QSize(THUMB, THUMB))
+        self.grid.setGridSize(QSize(THUMB + 24, THUMB + 40))
+        self.grid.setUniformItemSizes(True)
+        self.grid.setResizeMode(QListView.ResizeMode.Adjust)
+        self.grid.setLayoutMode(QListView.LayoutMode.Batched)
+        self.grid.setBatchSize(400)
+        self.grid.setMovement(QListView.Movement.Static)
+        self.grid.setWordWrap(False)
+        self.grid.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.grid.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.detail = DetailPanel(self.thumbnails)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.search)
+        left_layout.addWidget(self.message)
+        left_layout.addWidget(self.grid, 1)
+        self.splitter = QSplitter()
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.detail)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.setCentralWidget(self.splitter)
+
+        self._build_toolbar()
+        self._build_status_bar()
+
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.run_search)
+        self.search.textChanged.connect(lambda _t: self._debounce.start())
+        self.search.returnPressed.connect(self.run_search)
+        self.searcher.results.connect(self._show_results)
+        self.searcher.failed.connect(self._search_failed)
+        self.grid.selectionModel().currentChanged.connect(lambda current, _prev: self._select(current.row()))
+        self.grid.activated.connect(lambda index: self._open_detail(index.row()))
+        self.detail.find_similar.connect(self._find_similar)
+        self.detail.similar_but.connect(self._similar_but)
+
+        QShortcut(QKeySequence.StandardKey.Find, self, activated=self._focus_search)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self._clear_search)
+        QShortcut(
+            QKeySequence(Qt.Key.Key_Space),
+            self.grid,
+            activated=lambda: self._open_detail(self.grid.currentIndex().row()),
+        )
+        QShortcut(QKeySequence.StandardKey.Quit, self, activated=self.close)
+
+        self._changes = _Changes()
+        self._refresh = QTimer(self)
+        self._refresh.setSingleShot(True)
+        self._refresh.setInterval(700)
+        self._refresh.timeout.connect(self._apply_changes)
+        self._changes.committed.connect(lambda: self._refresh.isActive() or self._refresh.start())
+        library.subscribe(lambda _changes: self._changes.committed.emit())
+
+        sync.progress.connect(self._progress)
+        sync.model_progress.connect(self._model_progress)
+        sync.finished.connect(self._sync_finished)
+
+        geometry = settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        splitter = settings.value("window/splitter")
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
+        self.model.show_all()
+        self._update_counts()
+
+    # -- building ---------------------------------------------------------------------------
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Library")
+        bar.setObjectName("library-toolbar")
+        bar.setMovable(False)
+        self.addToolBar(bar)
+        for text, slot, shortcut in (
+            ("Add folder…", self.add_folder_dialog, QKeySequence.StandardKey.Open),
+            ("Remove folder…", self.remove_folder_dialog, None),
+            ("Refresh", self.start_sync, QKeySequence.StandardKey.Refresh),
+            ("Problems", self.show_problems, None),
+            ("Preferences", self.show_preferences, QKeySequence.StandardKey.Preferences),
+        ):
+            action = QAction(text, self)
+            action.triggered.connect(slot)
+            if shortcut is not None:
+                action.setShortcut(shortcut)
+            bar.addAction(action)
+            setattr(self, "action_" + text.split()[0].lower().strip("…"), action)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.status_text = QLabel("Opening the library…")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setMaximumWidth(220)
+        self.progress_bar.setVisible(False)
+        self.watch_label = QLabel()
+        self.device_label = QLabel("Model: loading")
+        bar.addWidget(self.status_text, 1)
+        bar.addPermanentWidget(self.progress_bar)
+        bar.addPermanentWidget(self.watch_label)
+        bar.addPermanentWidget(self.device_label)
+
+    # -- search -----------------------------------------------------------------------------
+
+    def _cutoff(self) -> float | None:
+        value = self.settings.value("cutoff")
+        return None if value is None else float(value)
+
+    def run_search(self) -> None:
+        self._debounce.stop()
+        text = self.search.text().strip()
+        self._last_query = text
+        if not text:
+            self.message.setVisible(False)
+            self.model.show_all()
+            if not self.sync.running:
+                self._update_counts()
+            return
+        self.searcher.search(text, self._cutoff())
+
+    def _show_results(self, text: str, results: SearchResults) -> None:
+        if text != self.search.text().strip():
+            return
+        self.thumbnails.forget_pending()
+        self.model.show_results(results.hits)
+        if results.hits:
+            self.status_text.setText(f"{len(results.hits)} photos match “{text}”, best first")
+            self.message.setVisible(False)
+            self.grid.setCurrentIndex(self.model.index(0))
+        else:
+            self.message.setText(results.message or "No photo matches well enough.")
+            self.message.setVisible(True)
+            self.detail.show_photo(None)
+
+    def _search_failed(self, text: str, message: str) -> None:
+        if text == self.search.text().strip():
+            self.model.show_results([])
+            self.message.setText(message)
+            self.message.setVisible(True)
+
+    def _focus_search(self) -> None:
+        self.search.setFocus()
+        self.search.selectAll()
+
+    def _clear_search(self) -> None:
+        if self.search.text():
+            self.search.clear()
+            self.run_search()
+
+    def _find_similar(self, photo: Photo | None) -> None:
+        if photo is not None:
+            self.search.setText(f'like:"{photo.path}"')
+            self.run_search()
+
+    def _similar_but(self, photo: Photo | None) -> None:
+        if photo is not None:
+            self.search.setText(f'like:"{photo.path}" ')
+            self.search.setFocus()
+            self.search.end(False)
+            self.message.setText("Now add what to change, for example: -blue +red")
+            self.message.setVisible(True)
+
+    # -- selection --------------------------------------------------------------------------
+
+    def _select(self, row: int) -> None:
+        self.detail.show_photo(self.model.photo_at(row) if row >= 0 else None)
+
+    def _open_detail(self, row: int) -> None:
+        if row < 0:
+            return
+        sizes = self.splitter.sizes()
+        if len(sizes) == 2 and sizes[1] == 0:
+            self.splitter.setSizes([sizes[0] * 3 // 5, sizes[0] * 2 // 5])
+        self._select(row)
+
+    def selected_photo(self) -> Photo | None:
+        index = self.grid.currentIndex()
+        return index.data(PhotoRole) if index.isValid() else None
+
+    # -- folders ----------------------------------------------------------------------------
+
+    def add_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a photo folder", str(Path.home()))
+        if folder:
+            self.add_folder(Path(folder))
+
+    def add_folder(self, folder: Path) -> None:
+        self.status_text.setText(f"Adding {folder}…")
+
+        def added(result: object) -> None:
+            if isinstance(result, Exception):
+                QMessageBox.warning(self, "Cannot add the folder", str(result))
+                self.status_text.setText("Ready")
+                return
+            self.start_sync()
+
+        self.background.run(lambda: self.library.add_root(folder), added)
+
+    def remove_folder_dialog(self) -> None:
+        roots = [str(r.path) for r in self.library.roots()]
+        if not roots:
+            QMessageBox.information(self, "Remove a folder", "The library has no folders.")
+            return
+        folder, ok = QInputDialog.getItem(
+            self, "Remove a folder", "Folder to remove from the library:", roots, 0, False
+        )
+        if not ok:
+            return
+        answer = QMessageBox.question(
+            self,
+            "Remove the folder?",
+            f"Remove {folder} from the library?\n\nIts photos disappear from Photoseek; the files on disk are "
+            "not touched. You can add the folder again at any time.",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.remove_folder(Path(folder))
+
+    def remove_folder(self, folder: Path) -> None:
+        self.sync.stop()
+
+        def removed(result: object) -> None:
+            if isinstance(result, Exception):
+                QMessageBox.warning(self, "Cannot remove the folder", str(result))
+                return
+            self.model.show_all()
+            self._update_counts()
+            self.status_text.setText(f"Removed {folder} ({result} photos) from the library.")
+            undo = QPushButton("Undo")
+            undo.setFlat(True)
+            self.statusBar().addWidget(undo)
+            undo.clicked.connect(lambda: (self.statusBar().removeWidget(undo), self.add_folder(folder)))
+            QTimer.singleShot(15000, lambda: self.statusBar().removeWidget(undo))
+
+        self.background.run(lambda: self.library.remove_root(folder), removed)
+
+    def dragEnterEvent(self, event: Any) -> None:
+        urls = event.mimeData().urls()
+        if urls and all(u.isLocalFile() and Path(u.toLocalFile()).is_dir() for u in urls):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: Any) -> None:
+        for url in event.mimeData().urls():
+            self.add_folder(Path(url.toLocalFile()))
+        event.acceptProposedAction()
+
+    # -- indexing ---------------------------------------------------------------------------
+
+    def start_sync(self) -> None:
+        if not self.sync.running:
+            self.status_text.setText("Looking for new and changed photos…")
+            self.sync.start()
+
+    def _progress(self, stage: str, done: int, total: int, rate: float, eta: object) -> None:
+        self.progress_bar.setVisible(total > 0 and done < total)
+        self.progress_bar.setRange(0, max(total, 1))
+        self.progress_bar.setValue(done)
+        eta_text = duration(eta if isinstance(eta, (int, float)) else None)
+        self.status_text.setText(f"{stage} photos: {done:,} of {total:,}, {rate:.1f} photos/s, {eta_text} left")
+
+    def _model_progress(self, message: str, fraction: float) -> None:
+        self.progress_bar.setVisible(fraction < 1.0)
+        self.progress_bar.setRange(0, 100)
+        self.progress_bar.setValue(int(fraction * 100))
+        self.status_text.setText(f"Preparing the built-in model (first start only): {message}")
+
+    def _sync_finished(self, result: object) -> None:
+        if self._closing:
+            return
+        self.progress_bar.setVisible(False)
+        if isinstance(result, Exception):
+            self.status_text.setText(f"Indexing stopped: {result}")
+            return
+        report, status = result if isinstance(result, tuple) else (result, None)
+        self._status = status
+        self._apply_changes()
+        index = getattr(report, "index", None)
+        if index is not None and index.cancelled:
+            self.status_text.setText("Indexing paused.")
+        else:
+            self._update_counts()
+        self._show_device()
+
+    def _apply_changes(self) -> None:
+        if self._closing:
+            return
+        if self.model.searching:
+            if self._last_query:
+                self.searcher.search(self._last_query, self._cutoff())
+        else:
+            self.model.refresh()
+
+    def _update_counts(self) -> None:
+        count = self.library.photo_count()
+        problems = len(self.library.problems())
+        text = f"{count:,} photos"
+        if problems:
+            text += f", {problems} could not be read (see Problems)"
+        self.status_text.setText(text)
+        self.watch_label.setText("Folders are checked at start and on Refresh (F5)")
+
+    def _show_device(self) -> None:
+        status = self._status
+        if not status:
+            return
+        device = status["device"]
+        model = status["model"]["name"]
+        providers = device.get("providers") or []
+        where = "GPU" if device.get("on_gpu") else "CPU"
+        self.device_label.setText(f"{model} on {where}")
+        self.device_label.setToolTip("ONNX Runtime providers: " + ", ".join(providers))
+        if device.get("warning"):
+            self.device_label.setText(f"⚠ {model} on CPU")
+            self.device_label.setStyleSheet("color: #b35c00; font-weight: bold;")
+            self.device_label.setToolTip(str(device["warning"]))
+
+    # -- dialogs ----------------------------------------------------------------------------
+
+    def show_problems(self) -> None:
+        self.problems_dialog = ProblemsDialog(self, self.library.problems())
+        self.problems_dialog.show()
+
+    def show_preferences(self) -> None:
+        current = self.library.model_name or ""
+        default_cutoff = 0.2
+        if self.library.model_loaded:
+            current = self.library.model.id
+            default_cutoff = self.library.model.cutoff
+        dialog = PreferencesDialog(self, self.settings, current, default_cutoff)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        self.settings.setValue("device", dialog.device.currentData())
+        self.settings.setValue("cutoff", dialog.cutoff.value())
+        chosen = dialog.model.currentData()
+        if chosen and chosen != current:
+            self.status_text.setText(f"Switching to {chosen}: re-indexing in the background…")
+            self.background.run(lambda: self.library.use_model(chosen), lambda _r: self.start_sync())
+        if self._last_query:
+            self.run_search()
+
+    # -- closing ----------------------------------------------------------------------------
+
+    def closeEvent(self, event: Any) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/splitter", self.splitter.saveState())
+        self._closing = True
+        self._refresh.stop()
+        self._debounce.stop()
+        self.status_text.setText("Stopping…")
+        self.sync.stop(timeout=10.0)
+        self.thumbnails.shutdown()
+        self.searcher.pool.waitForDone(2000)
+        super().closeEvent(event)

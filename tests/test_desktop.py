@@ -1,0 +1,143 @@
+"""The desktop app, offscreen, with the tiny RGB model: search, captions, folders, problems, quitting."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from desktop_app.main import build
+from desktop_app.photo_model import PhotoRole
+from engine import paths
+from engine.library import Library
+from tests.conftest import solid
+
+SYNC_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def open_window(qtbot, tmp_path, tiny_bundle):
+    windows = []
+
+    def opener(*args: str):
+        window = build(["--db", str(tmp_path / "lib.sqlite3"), "--model", str(tiny_bundle), "--device", "cpu", *args])
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+        return window
+
+    yield opener
+    for window in windows:
+        window.sync.stop()
+        window.library.close()
+
+
+def wait_synced(qtbot, window) -> None:
+    with qtbot.waitSignal(window.sync.finished, timeout=SYNC_TIMEOUT_MS) as blocker:
+        pass
+    assert not isinstance(blocker.args[0], Exception), blocker.args[0]
+
+
+def search(qtbot, window, text: str):
+    window.search.clear()
+    with qtbot.waitSignal(window.searcher.results, timeout=10_000) as blocker:
+        qtbot.keyClicks(window.search, text)  # the debounce timer fires the search
+    return blocker.args[1]
+
+
+def test_typed_query_puts_the_expected_photo_first_and_shows_its_caption(qtbot, open_window, rgb_folder):
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    assert window.model.rowCount() == 3
+    search(qtbot, window, "blue")
+    first = window.model.index(0).data(PhotoRole)
+    assert first.path.name == "blue.jpg"
+    qtbot.waitUntil(lambda: window.detail.photo is not None and window.detail.photo.path.name == "blue.jpg")
+    assert first.caption and window.detail.caption.text() == first.caption
+    assert "blue.jpg" in window.detail.facts.text()
+
+
+def test_query_that_matches_nothing_says_so(qtbot, open_window, rgb_folder):
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    window.settings.setValue("cutoff", 0.999)
+    results = search(qtbot, window, "purple")
+    assert not results.hits
+    assert window.model.rowCount() == 0
+    assert window.message.isVisible() and "no photo" in window.message.text().lower()
+    from PySide6.QtCore import Qt
+
+    qtbot.keyClick(window.search, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 3)
+
+
+def test_adding_a_folder_indexes_it_and_problems_lists_a_corrupt_file(qtbot, open_window, rgb_folder, tmp_path):
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    more = tmp_path / "more"
+    solid(more / "yellow.jpg", (230, 220, 20))
+    (more / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    with qtbot.waitSignal(window.sync.finished, timeout=SYNC_TIMEOUT_MS):
+        window.add_folder(more)
+    assert {r.path for r in window.library.roots()} == {rgb_folder.resolve(), more.resolve()}
+    assert window.model.rowCount() == 5
+    window.show_problems()
+    table = window.problems_dialog.table
+    assert table.rowCount() == 1
+    assert table.item(0, 0).text().endswith("broken.jpg") and table.item(0, 1).text()
+    assert "could not be read" in window.status_text.text()
+
+
+def test_first_start_without_a_folder_opens_the_sample_photos(qtbot, open_window):
+    window = open_window()
+    qtbot.waitUntil(lambda: len(window.library.roots()) == 1, timeout=10_000)
+    assert window.library.roots()[0].path == paths.SAMPLE_PHOTOS_DIR.resolve()
+
+
+def test_quitting_mid_indexing_stops_quickly_and_leaves_a_sound_library(qtbot, open_window, tmp_path):
+    folder = tmp_path / "many"
+    for n in range(240):
+        solid(folder / f"p{n:03d}.jpg", (n % 256, (7 * n) % 256, (13 * n) % 256), size=(640, 480))
+    window = open_window(str(folder))
+    with qtbot.waitSignal(window.sync.progress, timeout=SYNC_TIMEOUT_MS):
+        pass
+    started = time.perf_counter()
+    window.close()
+    stopped_in = time.perf_counter() - started
+    assert not window.sync.running
+    assert stopped_in < 5.0  # a generous bound for a shared CI machine; bench_gui.py measures it
+    window.library.close()
+    with sqlite3.connect(tmp_path / "lib.sqlite3") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert (
+            conn.execute("SELECT count(*) FROM photos GROUP BY root_id, rel_path HAVING count(*) > 1").fetchall() == []
+        )
+    with Library(tmp_path / "lib.sqlite3", model=str(window.library.model.manifest.root), device="cpu") as again:
+        report = again.sync(read_text=False)
+        assert report.index is not None
+        status = again.status()
+        assert status["photos"] == 240 and status["indexed"] == 240
+
+
+def test_desktop_app_talks_to_the_engine_only():
+    """No SQL, no ONNX Runtime and no folder walking in the GUI."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent / "desktop_app"
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith(("sqlite3", "onnxruntime", "engine.store")), f"{path.name} imports {name}"
+        assert "os.walk" not in path.read_text() and ".rglob(" not in path.read_text(), path.name
