@@ -135,6 +135,38 @@ def cmd_index(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from engine.service import LibraryService, ServiceEvent
+
+    def show(event: ServiceEvent) -> None:
+        if event.kind != "stopped":
+            print(f"{time.strftime('%H:%M:%S')} {event.message}", file=sys.stderr, flush=True)
+
+    progress = _ProgressLine()
+    with _open(args, progress) as library:
+        for folder in args.folders:
+            library.add_root(folder)
+        if not library.roots():
+            print("photoseek: no folders to watch; name one: photoseek watch FOLDER", file=sys.stderr)
+            return EXIT_USAGE
+        _ = library.model
+        progress.done()
+        service = LibraryService(library, workers=args.workers, on_event=show)
+        service.start()
+        print(f"watching {len(library.roots())} folder(s); Ctrl+C stops", file=sys.stderr, flush=True)
+        try:
+            while service.running:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            print("stopping...", file=sys.stderr, flush=True)
+        finally:
+            service.stop()
+        if service.error is not None:
+            print(f"photoseek: {service.error}", file=sys.stderr)
+            return EXIT_ERROR
+    return EXIT_OK
+
+
 def _hit_json(query: str, hit) -> dict[str, object]:
     return {
         "query": query,
@@ -469,6 +501,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="decoding threads (default: one per core)")
     p.add_argument("--no-text", action="store_true", help="skip reading text in photos (faster)")
     p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("watch", parents=[common], help="keep the index up to date while folders change (Ctrl+C stops)")
+    p.add_argument("folders", nargs="*", help="photo folders to add (none: watch the existing ones)")
+    p.add_argument("--workers", type=int, help="decoding threads (default: one per core)")
+    p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser("search", parents=[common], help="find photos by description")
     p.add_argument("query", help='what to find; "-" reads one query per line from standard input')

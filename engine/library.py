@@ -17,14 +17,17 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine import paths
 from engine.errors import DecodeError, LibraryError, QueryError, RootError
+from engine.ingest import changes
 from engine.ingest.decode import decode_photo, read_photo_file
 from engine.ingest.pipeline import Committed, Indexer, IndexProgress, IndexReport, Job
-from engine.ingest.scan import from_db_name, to_db_name, walk
+from engine.ingest.scan import entry_for, from_db_name, is_hidden, to_db_name, walk
+from engine.ingest.watch import ChangeBatch
 from engine.models.builtin import Progress as BuildProgress
 from engine.models.encoders import normalize
 from engine.models.manifest import load_manifest
@@ -32,7 +35,11 @@ from engine.models.registry import LoadedModel, load_captioner_bundle, load_mode
 from engine.models.runtime import SessionFactory
 from engine.search.index import QUANTIZE_ABOVE, VectorIndex
 from engine.search.query import Query, parse
-from engine.store.db import connect, open_reader
+from engine.store.db import FileIdentity, connect, open_reader
+from engine.store.lock import WriterLock
+
+if TYPE_CHECKING:
+    from engine.service import LibraryService
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +164,11 @@ class Library:
         self.quantize_above = QUANTIZE_ABOVE
         self._index_lock = threading.Lock()
         self._listeners: list[ChangeListener] = []
+        # One writing process per library (another one is refused), and one indexing run at a
+        # time inside this process (a GUI sync and the folder watcher's worker take turns).
+        self._writer_lock = WriterLock(self.db_path)
+        self._identity = FileIdentity(self.db_path)
+        self._index_mutex = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -164,6 +176,15 @@ class Library:
         self._stop_switch()
         with self._lock:
             self._conn.close()
+        self._writer_lock.release()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the library's writer lock (refusing a second writing process with
+        :class:`~engine.errors.LibraryBusyError`) and make sure the file is still the one opened."""
+        with self._writer_lock.hold():
+            self._identity.check()
+            yield
 
     def _stop_switch(self) -> None:
         """Stop a background re-embedding (it resumes with the next sync or reembed)."""
@@ -183,7 +204,7 @@ class Library:
         return row[0] if row else None
 
     def _set_meta(self, key: str, value: str) -> None:
-        with self._lock, self._conn:
+        with self._writing(), self._lock, self._conn:
             self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     # -- the model ---------------------------------------------------------------------------
@@ -427,7 +448,7 @@ class Library:
                 raise RootError(
                     f"{path} contains {root.path}, which is already in the library; remove that folder first"
                 )
-        with self._lock, self._conn:
+        with self._writing(), self._lock, self._conn:
             cur = self._conn.execute(
                 "INSERT INTO roots (path, added_at, online) VALUES (?, ?, 1)", (to_db_name(str(path)), time.time())
             )
@@ -440,7 +461,7 @@ class Library:
         target = Path(folder).expanduser()
         for root in self.roots():
             if root.path == target or root.path == target.resolve():
-                with self._lock, self._conn:
+                with self._writing(), self._lock, self._conn:
                     ids = [r[0] for r in self._conn.execute("SELECT id FROM photos WHERE root_id = ?", (root.id,))]
                     self._conn.execute("DELETE FROM photos WHERE root_id = ?", (root.id,))
                     self._conn.execute("DELETE FROM roots WHERE id = ?", (root.id,))
@@ -479,7 +500,10 @@ class Library:
     def scan(self, roots: list[Root] | None = None, report: SyncReport | None = None) -> list[Job]:
         """Compare the folders with the library: record new, changed and deleted files and
         return the photos that need indexing (new, changed, or missing the active model's vectors)."""
-        report = report or SyncReport()
+        with self._writing():
+            return self._scan(roots, report or SyncReport())
+
+    def _scan(self, roots: list[Root] | None, report: SyncReport) -> list[Job]:
         roots = self.roots() if roots is None else roots
         report.roots += len(roots)
         now = time.time()
@@ -495,38 +519,13 @@ class Library:
             report.found += len(walked.files)
             report.unreadable += [(root.path / from_db_name(rel), why) for rel, why in walked.problems]
             with self._lock, self._conn:
-                known = {
-                    r[0]: (r[1], r[2], r[3])
-                    for r in self._conn.execute(
-                        "SELECT rel_path, id, size, mtime_ns FROM photos WHERE root_id = ?", (root.id,)
-                    )
-                }
-                for entry in walked.files:
-                    row = known.pop(entry.rel_path, None)
-                    if row is None:
-                        self._conn.execute(
-                            "INSERT INTO photos (root_id, rel_path, size, mtime_ns, state, seen_at) "
-                            "VALUES (?, ?, ?, ?, 'pending', ?)",
-                            (root.id, entry.rel_path, entry.size, entry.mtime_ns, now),
-                        )
-                        report.new += 1
-                    elif (row[1], row[2]) != (entry.size, entry.mtime_ns):
-                        self._conn.execute(
-                            "UPDATE photos SET size = ?, mtime_ns = ?, state = 'pending', error = NULL, "
-                            "content_id = NULL WHERE id = ?",
-                            (entry.size, entry.mtime_ns, row[0]),
-                        )
-                        report.changed += 1
-                # Files under an unreadable subfolder are not "deleted": keep them.
-                unreadable_dirs = [rel for rel, _ in walked.problems]
-                gone = [
-                    row[0]
-                    for rel, row in known.items()
-                    if not any(rel == d or rel.startswith(d.rstrip("/") + "/") for d in unreadable_dirs)
-                ]
-                self._conn.executemany("DELETE FROM photos WHERE id = ?", [(i,) for i in gone])
-                report.removed += len(gone)
+                # Files under an unreadable subfolder are not "deleted": they are kept.
+                counts = changes.record_walk(self._conn, root.id, walked, now)
                 self._conn.execute("UPDATE roots SET last_sync = ? WHERE id = ?", (now, root.id))
+            report.new += counts.new
+            report.changed += counts.changed
+            report.removed += counts.removed
+            self._notify([Committed(i, None, "removed", None) for i in counts.removed_ids])
         return self._pending_jobs([r.id for r in roots])
 
     def _pending_jobs(self, root_ids: list[int]) -> list[Job]:
@@ -558,8 +557,24 @@ class Library:
         cancel: threading.Event | None = None,
         workers: int | None = None,
         batch_size: int = 16,
+        collect_garbage: bool = True,
     ) -> IndexReport:
-        """Decode, embed and caption ``jobs`` (see :meth:`scan`)."""
+        """Decode, embed and caption ``jobs`` (see :meth:`scan`).
+
+        ``collect_garbage=False`` keeps contents that lost their last photo (the folder watcher
+        collects them after a grace period, so a move seen as delete + create reuses them)."""
+        with self._writing(), self._index_mutex:
+            return self._index_jobs(jobs, on_progress, cancel, workers, batch_size, collect_garbage)
+
+    def _index_jobs(
+        self,
+        jobs: list[Job],
+        on_progress: Callable[[IndexProgress], None] | None,
+        cancel: threading.Event | None,
+        workers: int | None,
+        batch_size: int,
+        collect_garbage: bool,
+    ) -> IndexReport:
         model = self.model
         indexer = Indexer(
             self.db_path,
@@ -573,8 +588,9 @@ class Library:
         with self._lock:
             known = indexer.known_contents(self._conn)
         report = indexer.run(jobs, known)
-        with self._lock, self._conn:
-            self._collect_garbage(self._conn)
+        if collect_garbage:
+            with self._lock, self._conn:
+                self._collect_garbage(self._conn)
         self._record_device(model)
         return report
 
@@ -590,12 +606,14 @@ class Library:
         """Bring the whole library up to date with its folders: find changes, index the photos
         that need it, then (``read_text``) read text in the photos that were not read yet."""
         report = SyncReport()
-        jobs = self.scan(report=report)
-        report.index = self.index(jobs, on_progress=on_progress, cancel=cancel, workers=workers)
-        if read_text and not report.index.cancelled and not (cancel and cancel.is_set()):
-            report.text_found = self.read_text(on_progress=on_text_progress, cancel=cancel, workers=workers)
-        if self._pending_name is not None and not report.index.cancelled and not (cancel and cancel.is_set()):
-            report.reembed = self.reembed(on_progress=on_progress, cancel=cancel, workers=workers)
+        with self._writing():
+            jobs = self.scan(report=report)
+            report.index = self.index(jobs, on_progress=on_progress, cancel=cancel, workers=workers)
+            stopped = report.index.cancelled or bool(cancel and cancel.is_set())
+            if read_text and not stopped:
+                report.text_found = self.read_text(on_progress=on_text_progress, cancel=cancel, workers=workers)
+            if self._pending_name is not None and not stopped:
+                report.reembed = self.reembed(on_progress=on_progress, cancel=cancel, workers=workers)
         return report
 
     def read_text(
@@ -621,6 +639,91 @@ class Library:
         if index is not None and changed:
             self._add_to_index(index, changed)
         return len(changed)
+
+    # -- live sync: the folder watcher's side (see engine/service.py) ----------------------------
+
+    def watch(self, **options: Any) -> LibraryService:
+        """Start keeping this library in step with its folders in the background (a started
+        :class:`engine.service.LibraryService`; call ``stop()`` on it). Raises
+        :class:`~engine.errors.LibraryBusyError` if another process is writing to the library."""
+        from engine.service import LibraryService
+
+        return LibraryService(self, **options).start()
+
+    def collect_garbage(self) -> None:
+        """Delete contents (vectors, captions) that no photo refers to any more."""
+        with self._writing(), self._lock, self._conn:
+            self._collect_garbage(self._conn)
+
+    def pending_jobs(self, roots: list[Root] | None = None) -> list[Job]:
+        """Photos of online folders that still need indexing (new, changed, unstable last time)."""
+        roots = self.roots() if roots is None else roots
+        return self._pending_jobs([r.id for r in roots if r.online])
+
+    def refresh_roots(self) -> list[Root]:
+        """Check which folders are reachable; record it and return the folders whose state changed
+        (an unplugged drive goes offline, its photos kept; a returning one comes back online)."""
+        changed: list[Root] = []
+        for root in self.roots():
+            online = self._root_is_online(root)
+            if online != root.online:
+                with self._writing(), self._lock, self._conn:
+                    self._conn.execute("UPDATE roots SET online = ? WHERE id = ?", (int(online), root.id))
+                log.warning("folder %s is %s", root.path, "back online" if online else "offline; its photos are kept")
+                changed.append(Root(root.id, root.path, online, root.photos))
+        return changed
+
+    def _locate(self, path: str, roots: list[Root]) -> tuple[Root, str] | None:
+        """The online library folder holding ``path`` and the stored relative path, or None
+        (outside the library, hidden, or in an offline folder)."""
+        for root in roots:
+            base = os.fspath(root.path)
+            if path.startswith(base.rstrip(os.sep) + os.sep):
+                rel = os.path.relpath(path, base)
+                if not root.online or is_hidden(rel):
+                    return None
+                return root, to_db_name(rel)
+        return None
+
+    def apply_changes(self, batch: ChangeBatch) -> changes.ChangeCounts:
+        """Record a settled batch of folder changes (from :class:`engine.ingest.watch.FolderWatcher`).
+
+        Renames and moves inside the library move the rows (ids, state, vectors and captions
+        kept, nothing read); new and changed files become pending; deleted ones are forgotten.
+        Contents that lose their last photo are left for :meth:`collect_garbage`.
+        """
+        counts = changes.ChangeCounts()
+        now = time.time()
+        with self._writing():
+            if batch.roots:
+                self.refresh_roots()
+            roots = self.roots()
+            touched: list[str] = []
+            with self._lock, self._conn:
+                for src, dest in batch.moves:
+                    where_from, where_to = self._locate(src, roots), self._locate(dest, roots)
+                    if where_from and where_to:
+                        step = changes.move(self._conn, where_from[0].id, where_from[1], where_to[0].id, where_to[1])
+                        counts.add(step)
+                    touched += [p for p, where in ((src, where_from), (dest, where_to)) if where]
+            for path in dict.fromkeys(touched + batch.paths):
+                where = self._locate(path, roots)
+                if where is None:
+                    continue
+                root, rel = where
+                if os.path.isdir(path):
+                    walked = walk(root.path, Path(path))
+                    with self._lock, self._conn:
+                        counts.add(changes.record_walk(self._conn, root.id, walked, now, under=rel))
+                else:
+                    entry = entry_for(root.path, Path(path))
+                    with self._lock, self._conn:
+                        counts.add(changes.record_file(self._conn, root.id, rel, entry, now))
+        self._notify(
+            [Committed(i, None, "removed", None) for i in counts.removed_ids]
+            + [Committed(i, None, "moved", None) for i in counts.moved_ids]
+        )
+        return counts
 
     def _on_committed(self, changes: list[Committed]) -> None:
         with self._index_lock:

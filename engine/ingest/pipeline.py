@@ -85,7 +85,7 @@ class Committed:
 
     photo_id: int
     content_id: int | None
-    state: str  # "indexed" or "failed"
+    state: str  # "indexed" or "failed"; the library also reports "removed" and "moved"
     vector: np.ndarray | None  # a new vector, when one was computed
 
 

@@ -68,18 +68,44 @@ def is_candidate(path: str) -> bool:
         return False
 
 
-def walk(root: Path) -> WalkReport:
-    """Every candidate photo under ``root`` (hidden entries skipped, symlink loops broken)."""
+def is_hidden(rel_path: str) -> bool:
+    """Whether any part of a path relative to a root is hidden (those are never photos to index)."""
+    return any(part.startswith(".") and part not in (".", "..") for part in rel_path.split(os.sep))
+
+
+def entry_for(root: Path, path: Path) -> FileEntry | None:
+    """The walk's entry for one file under ``root``, or None if it is not a candidate photo now
+    (missing, hidden, a folder, not a photo)."""
+    rel = os.path.relpath(path, root)
+    if rel.startswith(".." + os.sep) or rel == ".." or is_hidden(rel):
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode) or not is_candidate(os.fspath(path)):
+        return None
+    return FileEntry(to_db_name(rel), info.st_size, info.st_mtime_ns)
+
+
+def walk(root: Path, start: Path | None = None) -> WalkReport:
+    """Every candidate photo under ``root`` (hidden entries skipped, symlink loops broken).
+
+    With ``start`` (a folder inside ``root``) only that subtree is walked; paths stay relative to
+    ``root``.
+    """
     report = WalkReport()
     root_str = os.fspath(root)
+    first = os.fspath(start) if start is not None else root_str
     seen_dirs: set[tuple[int, int]] = set()
     try:
-        st = os.stat(root_str)
+        st = os.stat(first)
         seen_dirs.add((st.st_dev, st.st_ino))
     except OSError as exc:
-        report.problems.append((".", f"cannot read the folder ({exc.strerror or exc})"))
+        rel = to_db_name(os.path.relpath(first, root_str))
+        report.problems.append((rel, f"cannot read the folder ({exc.strerror or exc})"))
         return report
-    stack = [root_str]
+    stack = [first]
     while stack:
         folder = stack.pop()
         try:

@@ -7,6 +7,7 @@ Photoseek is refused with a clear message and left untouched.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from pathlib import Path
 
@@ -16,6 +17,50 @@ from engine.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 log = logging.getLogger(__name__)
 
 _BUSY_TIMEOUT_MS = 10_000
+
+
+def describe_error(exc: BaseException, path: Path | str) -> str:
+    """A sentence a person can act on for a failed library write (disk full, read-only, ...)."""
+    text = str(exc) or exc.__class__.__name__
+    lower = text.lower()
+    if "disk is full" in lower or "no space" in lower:
+        return f"the disk holding the library {path} is full; free some space and run again (nothing was lost)"
+    if "readonly" in lower or "read-only" in lower:
+        return f"the library {path} cannot be written (read-only file, folder or disk)"
+    if "unable to open" in lower:
+        return f"cannot open the library file {path} (its folder is missing or not writable)"
+    if "disk i/o error" in lower:
+        return f"the disk holding the library {path} reported an I/O error (full, removed or failing)"
+    if "locked" in lower or "busy" in lower:
+        return f"the library {path} stayed locked by another process for too long"
+    return f"cannot write to the library {path}: {text}"
+
+
+class FileIdentity:
+    """Which file a connection opened, to notice the library being deleted or replaced under it.
+
+    On POSIX an open connection goes on writing into a deleted (or renamed-over) file, so the
+    work would silently vanish; checking the path still names the same file before each write
+    turns that into a clear error.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        st = os.stat(path)
+        self._key = (st.st_dev, st.st_ino)
+
+    def check(self) -> None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError as exc:
+            raise LibraryError(f"the library file {self.path} was deleted while in use; stopped writing") from exc
+        except OSError as exc:
+            raise LibraryError(f"the library file {self.path} cannot be checked ({exc.strerror or exc})") from exc
+        if (st.st_dev, st.st_ino) != self._key:
+            raise LibraryError(
+                f"the library file {self.path} was replaced by another file while in use; stopped writing. "
+                "Open it again to use the new file."
+            )
 
 
 def _configure(conn: sqlite3.Connection) -> None:
@@ -62,7 +107,7 @@ def connect(path: Path | str, *, create: bool = True) -> sqlite3.Connection:
             _migrate(conn, version, path)
     except sqlite3.OperationalError as exc:
         conn.close()
-        raise LibraryError(f"cannot use the library at {path}: {exc}") from exc
+        raise LibraryError(describe_error(exc, path)) from exc
     except LibraryError:
         conn.close()
         raise

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.errors import LibraryError
-from engine.store.db import connect
+from engine.store.db import FileIdentity, connect, describe_error
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +34,16 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="photoseek-writer", daemon=True)
         self._ready = threading.Event()
         self._conn: sqlite3.Connection | None = None
+        self._identity: FileIdentity | None = None
         self._thread.start()
         self._ready.wait()
         if self._error:
-            raise LibraryError(str(self._error)) from self._error
+            self.check()
 
     def _run(self) -> None:
         try:
             self._conn = connect(self._db_path)
+            self._identity = FileIdentity(self._db_path)
         except BaseException as exc:
             self._error = exc
             self._ready.set()
@@ -56,6 +58,8 @@ class Writer:
                 continue  # drain: after a failure nothing more is written
             work, after = item
             try:
+                if self._identity is not None:
+                    self._identity.check()
                 conn.execute("BEGIN IMMEDIATE")
                 work(conn)
                 conn.execute("COMMIT")
@@ -81,7 +85,9 @@ class Writer:
     def check(self) -> None:
         """Raise :class:`LibraryError` if an earlier write failed (disk full, read-only, ...)."""
         if self._error is not None:
-            raise LibraryError(f"cannot write to the library: {self._error}") from self._error
+            if isinstance(self._error, LibraryError):
+                raise LibraryError(str(self._error)) from self._error
+            raise LibraryError(describe_error(self._error, self._db_path)) from self._error
 
     def close(self, timeout: float = 30.0) -> None:
         """Commit what was submitted and stop."""

@@ -1,0 +1,216 @@
+"""Watching photo folders: watchdog events -> coalesced, settled change batches.
+
+One watchdog observer thread watches every library folder (one recursive watch per folder).
+Events are coalesced per path and handed out only once they have settled:
+
+* nothing happened to the path for ``debounce`` seconds, and
+* the file is complete: inotify reported it closed after the last write (``closed`` events,
+  Linux), or — the portable fallback — its size and modification time stayed the same for
+  ``settle`` seconds. So a photo still being copied is indexed once, complete.
+
+A folder is handed out only when nothing under it is still settling, because the change is
+applied by walking it. Renames and moves are handed out in order, straight away: they only move
+rows and read nothing. The observer's own bookkeeping events (opened, closed without writing, a
+parent folder "modified", events watchdog synthesises for the contents of a moved folder) are
+dropped: the batch that handles the folder covers its contents.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import stat
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChangeBatch:
+    """Settled changes, as absolute paths (str, as the OS names them)."""
+
+    moves: list[tuple[str, str]] = field(default_factory=list)  # (from, to), in the order they happened
+    paths: list[str] = field(default_factory=list)  # created, changed or deleted files and folders
+    roots: set[str] = field(default_factory=set)  # watched folders that were themselves deleted or moved
+
+    def __bool__(self) -> bool:
+        return bool(self.moves or self.paths or self.roots)
+
+    def __len__(self) -> int:
+        return len(self.moves) + len(self.paths) + len(self.roots)
+
+
+@dataclass
+class _Pending:
+    last_event: float
+    closed: bool = False  # closed after its last write (inotify)
+    signature: tuple[int, int] | None = None  # (size, mtime_ns) at the last look
+    stable_since: float = 0.0
+
+
+def _signature(path: str) -> tuple[int, int] | None:
+    """(size, mtime) of a regular file; None for a folder or a missing path (nothing to settle)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, watcher: FolderWatcher) -> None:
+        self._watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        self._watcher._on_event(event)
+
+
+class FolderWatcher:
+    """Watches folders and collects their changes until they settle (see the module docstring)."""
+
+    _IGNORED = frozenset({"opened", "closed_no_write"})
+
+    def __init__(self, *, debounce: float = 0.5, settle: float = 2.0, observer: BaseObserver | None = None) -> None:
+        self.debounce = debounce
+        self.settle = settle
+        self._observer = observer or Observer()
+        self._handler = _Handler(self)
+        self._watches: dict[str, ObservedWatch] = {}
+        self._lock = threading.Lock()
+        self._pending: dict[str, _Pending] = {}
+        self._moves: list[tuple[str, str]] = []
+        self._roots: set[str] = set()
+        self._arrived = threading.Event()
+        self._started = False
+        self.closed_events_seen = False  # whether the platform reports "closed after writing"
+
+    # -- watches -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._observer.start()
+        self._started = True
+
+    def stop(self) -> None:
+        if self._started:
+            self._observer.stop()
+            self._observer.join(timeout=10)
+            self._started = False
+
+    def watch(self, folder: Path) -> bool:
+        """Start watching ``folder`` (recursively). False if it cannot be watched now."""
+        key = os.fspath(folder)
+        if key in self._watches:
+            return True
+        try:
+            self._watches[key] = self._observer.schedule(self._handler, key, recursive=True)
+        except OSError as exc:  # gone, unreadable, or out of inotify watches
+            log.warning("cannot watch %s: %s", folder, exc)
+            return False
+        log.info("watching %s", folder)
+        return True
+
+    def unwatch(self, folder: Path) -> None:
+        watch = self._watches.pop(os.fspath(folder), None)
+        if watch is not None:
+            with contextlib.suppress(KeyError, OSError):  # its emitter already stopped (the folder vanished)
+                self._observer.unschedule(watch)
+            log.info("stopped watching %s", folder)
+
+    @property
+    def watched(self) -> set[Path]:
+        return {Path(k) for k in self._watches}
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _on_event(self, event: FileSystemEvent) -> None:
+        kind = event.event_type
+        if event.is_synthetic or kind in self._IGNORED or (kind == "modified" and event.is_directory):
+            return
+        src = os.fsdecode(event.src_path)
+        now = time.monotonic()
+        with self._lock:
+            if src in self._watches and kind in ("deleted", "moved"):
+                self._roots.add(src)  # the watched folder itself went away (or its drive)
+            elif kind == "moved":
+                dest = os.fsdecode(event.dest_path)
+                if src and dest:
+                    self._moves.append((src, dest))
+                    self._touch(dest, now)
+                else:
+                    self._touch(src or dest, now)
+            elif kind == "closed":
+                self.closed_events_seen = True
+                self._touch(src, now).closed = True
+            else:  # created, modified, deleted, attribute change
+                self._touch(src, now).closed = False
+        self._arrived.set()
+
+    def _touch(self, path: str, now: float) -> _Pending:
+        pending = self._pending.get(path)
+        if pending is None:
+            pending = self._pending[path] = _Pending(now)
+        pending.last_event = now
+        return pending
+
+    def wake(self) -> None:
+        """Make a :meth:`wait` return now."""
+        self._arrived.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until an event arrives (or ``timeout``); True if one did."""
+        arrived = self._arrived.wait(timeout)
+        self._arrived.clear()
+        return arrived
+
+    @property
+    def busy(self) -> bool:
+        """Changes are waiting to settle."""
+        with self._lock:
+            return bool(self._pending or self._moves or self._roots)
+
+    def take(self, now: float | None = None) -> ChangeBatch:
+        """The changes that have settled (removed from the waiting list)."""
+        now = time.monotonic() if now is None else now
+        batch = ChangeBatch()
+        with self._lock:
+            batch.moves, self._moves = self._moves, []
+            batch.roots, self._roots = self._roots, set()
+            waiting: list[str] = []
+            folders: list[str] = []
+            for path, pending in self._pending.items():
+                if now - pending.last_event < self.debounce:
+                    waiting.append(path)
+                    continue
+                signature = None if pending.closed else _signature(path)
+                if signature is None:
+                    if pending.closed or not os.path.isdir(path):
+                        batch.paths.append(path)
+                    else:
+                        folders.append(path)
+                    continue
+                if signature != pending.signature:
+                    pending.signature, pending.stable_since = signature, now
+                    waiting.append(path)
+                elif now - pending.stable_since >= self.settle:
+                    batch.paths.append(path)
+                else:
+                    waiting.append(path)
+            # A folder is walked when applied, so it waits for every file under it to settle.
+            batch.paths += [f for f in folders if not any(_inside(w, f) for w in waiting)]
+            for path in batch.paths:
+                del self._pending[path]
+        return batch
