@@ -272,6 +272,7 @@ class MainWindow(QMainWindow):
         self.background = _Background()
         self._last_query = ""
         self._closing = False
+        self.service: Any = None  # engine.service.LibraryService while folders are watched
         self._status: dict[str, Any] | None = None
 
         self.search = QLineEdit()
@@ -507,6 +508,7 @@ class MainWindow(QMainWindow):
 
     def remove_folder(self, folder: Path) -> None:
         self.sync.stop()
+        self.stop_watching()
 
         def removed(result: object) -> None:
             if isinstance(result, Exception):
@@ -515,6 +517,7 @@ class MainWindow(QMainWindow):
             self.model.show_all()
             self._update_counts()
             self.status_text.setText(f"Removed {folder} ({result} photos) from the library.")
+            self.start_watching()
             undo = QPushButton("Undo")
             undo.setFlat(True)
             self.statusBar().addWidget(undo)
@@ -536,9 +539,35 @@ class MainWindow(QMainWindow):
     # -- indexing ---------------------------------------------------------------------------
 
     def start_sync(self) -> None:
+        """A full pass over the folders (start, Refresh, a folder added). The watcher pauses
+        meanwhile, so that only one indexing run writes at a time, and resumes afterwards."""
+        self.stop_watching()
         if not self.sync.running:
             self.status_text.setText("Looking for new and changed photos…")
             self.sync.start()
+
+    def start_watching(self) -> None:
+        if self._closing or (self.service is not None and self.service.running):
+            return
+        try:
+            self.service = self.library.watch(
+                on_progress=lambda p: self.sync.progress.emit("Indexing", p.done, p.total, p.rate, p.eta_s)
+            )
+        except Exception as exc:  # another process writes to the library, a folder cannot be watched
+            self.service = None
+            self.watch_label.setText("Not watching folders")
+            self.watch_label.setToolTip(str(exc))
+            return
+        roots = [r for r in self.library.roots() if r.online]
+        self.watch_label.setText(f"Watching {len(roots)} folder{'s' if len(roots) != 1 else ''}")
+        offline = [str(r.path) for r in self.library.roots() if not r.online]
+        self.watch_label.setToolTip("Offline: " + ", ".join(offline) if offline else "New photos appear as they arrive")
+
+    def stop_watching(self) -> None:
+        if self.service is not None:
+            self.service.stop(timeout=10.0)
+            self.service = None
+            self.watch_label.setText("Not watching folders")
 
     def _progress(self, stage: str, done: int, total: int, rate: float, eta: object) -> None:
         self.progress_bar.setVisible(total > 0 and done < total)
@@ -568,6 +597,7 @@ class MainWindow(QMainWindow):
             self.status_text.setText("Indexing paused.")
         else:
             self._update_counts()
+            self.start_watching()
         self._show_device()
 
     def _apply_changes(self) -> None:
@@ -586,7 +616,6 @@ class MainWindow(QMainWindow):
         if problems:
             text += f", {problems} could not be read (see Problems)"
         self.status_text.setText(text)
-        self.watch_label.setText("Folders are checked at start and on Refresh (F5)")
 
     def _show_device(self) -> None:
         status = self._status
@@ -636,6 +665,8 @@ class MainWindow(QMainWindow):
         self._refresh.stop()
         self._debounce.stop()
         self.status_text.setText("Stopping…")
+        self.sync.cancel.set()
+        self.stop_watching()
         self.sync.stop(timeout=10.0)
         self.thumbnails.shutdown()
         self.searcher.pool.waitForDone(2000)

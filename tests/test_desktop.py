@@ -141,3 +141,18 @@ def test_desktop_app_talks_to_the_engine_only():
             for name in names:
                 assert not name.startswith(("sqlite3", "onnxruntime", "engine.store")), f"{path.name} imports {name}"
         assert "os.walk" not in path.read_text() and ".rglob(" not in path.read_text(), path.name
+
+
+def test_a_photo_copied_into_a_watched_folder_appears_without_a_restart(qtbot, open_window, rgb_folder):
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    qtbot.waitUntil(lambda: window.service is not None and window.service.running, timeout=10_000)
+    assert window.watch_label.text().startswith("Watching 1 folder")
+    solid(rgb_folder / "late" / "yellow.jpg", (230, 220, 20))
+    qtbot.waitUntil(lambda: window.model.rowCount() == 4, timeout=30_000)
+    qtbot.waitUntil(
+        lambda: (
+            (window.library.photo(rgb_folder / "late" / "yellow.jpg") or object()).__dict__.get("state") == "indexed"
+        ),
+        timeout=30_000,
+    )
