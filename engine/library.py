@@ -976,7 +976,7 @@ class Library:
         if path.is_file():  # a photo outside the library: embed it now
             try:
                 data = read_photo_file(path, path.stat().st_size)
-                decoded = decode_photo(data, min_side=self.model.image.preprocess.size)
+                decoded = decode_photo(data, min_side=self.model.image.preprocess.size, name=path.name)
             except DecodeError as exc:
                 raise QueryError(f"like:{target}: {exc.reason}") from exc
             return self.model.image.encode([decoded.image]).embeddings[0]
@@ -1068,6 +1068,6 @@ class Library:
         if model.captioner is None:
             raise LibraryError(f"the model {model.manifest.id} has no captioner")
         data = read_photo_file(file, file.stat().st_size)
-        decoded = decode_photo(data, min_side=model.image.preprocess.size)
+        decoded = decode_photo(data, min_side=model.image.preprocess.size, name=file.name)
         encoded = model.image.encode([decoded.image])
         return model.captioner.caption([decoded.image], encoded)[0]

@@ -8,6 +8,8 @@ with a reason a person can act on. It never writes anything.
 from __future__ import annotations
 
 import io
+import os
+import stat
 import struct
 import warnings
 from dataclasses import dataclass
@@ -28,6 +30,15 @@ try:  # HEIC/HEIF (and AVIF where Pillow lacks it) through libheif
 except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
     HEIF_SUPPORTED = False
 
+try:  # camera RAW through LibRaw
+    import rawpy
+
+    RAW_SUPPORTED = True
+except ImportError:  # pragma: no cover - rawpy is a declared dependency where a wheel exists
+    rawpy = None  # type: ignore[assignment]
+    RAW_SUPPORTED = False
+
+
 #: Larger photos are refused: a small file declaring huge dimensions is a decompression bomb.
 MAX_PIXELS = 250_000_000
 #: Files above this size are fingerprinted from samples instead of in full (see fingerprint()).
@@ -38,9 +49,17 @@ MAX_FILE_BYTES = 1024 * 1024 * 1024
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
-PHOTO_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp", ".dib"}
-    | {".heic", ".heif", ".hif", ".avif"}
+#: Camera RAW formats (decoded with LibRaw, from the embedded preview where there is one).
+RAW_EXTENSIONS = frozenset(
+    {".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2", ".raf", ".pef"}
+    | {".srw", ".3fr", ".fff", ".iiq", ".mos", ".mef", ".mrw", ".x3f", ".erf", ".kdc", ".dcr", ".rwl"}
+)
+PHOTO_EXTENSIONS = (
+    frozenset(
+        {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".tif", ".tiff", ".bmp", ".dib"}
+        | {".heic", ".heif", ".hif", ".avif"}
+    )
+    | RAW_EXTENSIONS
 )
 #: Never photos: skipped by the scan without opening them.
 NOT_PHOTO_EXTENSIONS = frozenset(
@@ -56,6 +75,12 @@ _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b
 
 def sniff(head: bytes) -> str | None:
     """The image format the first bytes of a file announce, or None."""
+    if head[:4] == b"II*\x00" and head[8:10] == b"CR":  # Canon CR2 (a TIFF underneath)
+        return "RAW"
+    if head[:4] in (b"IIRO", b"IIRS", b"MMOR", b"IIU\x00") or head.startswith(b"FUJIFILMCCD-RAW"):
+        return "RAW"  # Olympus ORF, Panasonic RW2, Fujifilm RAF
+    if head[4:12] == b"ftypcrx ":  # Canon CR3
+        return "RAW"
     if head.startswith(b"\xff\xd8\xff"):
         return "JPEG"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -164,20 +189,27 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_photo(data: bytes, *, min_side: int = 224) -> DecodedPhoto:
+def decode_photo(data: bytes, *, min_side: int = 224, name: str | None = None) -> DecodedPhoto:
     """Decode ``data`` into a reduced RGB image whose shortest side is at least ``min_side``.
 
     JPEGs are decoded at a reduced scale (DCT scaling) when that still gives ``min_side``; the
-    first frame of animations is used. Raises :class:`DecodeError` with a reason otherwise.
+    first frame of animations is used; camera RAW files (known by their content or, for the
+    TIFF-based ones, by the extension of ``name``) use their embedded preview. Raises
+    :class:`DecodeError` with a reason for anything else — and never another exception.
     """
     if not data:
         raise DecodeError("empty file (0 bytes)")
     kind = sniff(data[:32])
+    if kind == "RAW" or (kind == "TIFF" and (_raw_name(name) or _is_dng(data))):
+        return _decode_raw(data, min_side)
     if kind is None:
         raise DecodeError(describe_non_image(data[:512]))
     if kind in ("HEIF", "AVIF") and not HEIF_SUPPORTED:
         raise DecodeError(f"{kind} photos need pillow-heif, which is not installed")
     with warnings.catch_warnings():
+        # Pillow warns about damage it works around (corrupt EXIF, tags past the end): the photo
+        # either decodes or fails with a reason, so those warnings are noise here.
+        warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             image = Image.open(io.BytesIO(data))
@@ -203,7 +235,8 @@ def decode_photo(data: bytes, *, min_side: int = 224) -> DecodedPhoto:
             raise DecodeError(f"image too large, possibly a decompression bomb ({exc})") from exc
         except UnidentifiedImageError as exc:
             raise DecodeError(f"damaged {kind} file (its content cannot be read)") from exc
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error) as exc:
+        # RuntimeError: libheif's failures (pillow-heif), e.g. a size that differs from the header's.
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, RuntimeError, struct.error) as exc:
             message = str(exc) or exc.__class__.__name__
             if "truncated" in message.lower() or isinstance(exc, EOFError):
                 raise DecodeError(f"truncated or damaged {kind} file ({message})") from exc
@@ -217,12 +250,100 @@ def decode_photo(data: bytes, *, min_side: int = 224) -> DecodedPhoto:
     return DecodedPhoto(image=picture, format=kind, width=width, height=height, orientation=orientation, taken_at=taken)
 
 
+_RAW_FLIP_TO_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
+_TRANSPOSE = {
+    3: Image.Transpose.ROTATE_180,
+    6: Image.Transpose.ROTATE_270,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _raw_name(name: str | None) -> bool:
+    return bool(name) and os.path.splitext(name or "")[1].lower() in RAW_EXTENSIONS
+
+
+def _is_dng(data: bytes) -> bool:
+    """A TIFF whose first IFD carries the DNGVersion tag (read without decoding anything)."""
+    endian = "<" if data[:2] == b"II" else ">"
+    try:
+        (offset,) = struct.unpack_from(endian + "I", data, 4)
+        (count,) = struct.unpack_from(endian + "H", data, offset)
+        for i in range(min(count, 1024)):
+            (tag,) = struct.unpack_from(endian + "H", data, offset + 2 + 12 * i)
+            if tag == 50706:
+                return True
+    except struct.error:  # points outside the file: not a DNG, the normal decode says why
+        return False
+    return False
+
+
+def _raw_preview(raw: object, min_side: int) -> tuple[Image.Image, int] | None:
+    """The embedded preview (image, its own EXIF orientation) if it is large enough."""
+    assert rawpy is not None
+    try:
+        thumb = raw.extract_thumb()  # type: ignore[attr-defined]
+    except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError):
+        return None
+    if thumb.format == rawpy.ThumbFormat.JPEG:
+        try:
+            decoded = decode_photo(thumb.data, min_side=min_side)
+        except DecodeError:
+            return None  # a broken preview: develop the RAW data instead
+        image, orientation = decoded.image, decoded.orientation
+    else:
+        image, orientation = Image.fromarray(np.ascontiguousarray(thumb.data)).convert("RGB"), 1
+    if min(image.size) < min_side:
+        return None
+    return image, orientation
+
+
+def _decode_raw(data: bytes, min_side: int) -> DecodedPhoto:
+    """A camera RAW file: its embedded preview, or the RAW data developed at half size."""
+    if rawpy is None:
+        raise DecodeError("camera RAW files need rawpy, which is not installed")
+    try:
+        with rawpy.imread(io.BytesIO(data)) as raw:
+            sizes = raw.sizes
+            if sizes.raw_width * sizes.raw_height > MAX_PIXELS or sizes.width <= 0 or sizes.height <= 0:
+                raise DecodeError(f"invalid or too large RAW dimensions {sizes.raw_width}x{sizes.raw_height}")
+            width, height = sizes.width, sizes.height
+            orientation = _RAW_FLIP_TO_ORIENTATION.get(sizes.flip, 1)
+            preview = _raw_preview(raw, min_side)
+            if preview is not None:
+                picture, own = preview
+                if own != 1:  # the preview carried (and applied) its own orientation
+                    orientation = own
+                elif orientation in _TRANSPOSE:
+                    picture = picture.transpose(_TRANSPOSE[orientation])
+            else:
+                developed = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8, user_flip=0)
+                picture = Image.fromarray(developed).convert("RGB")
+                if orientation in _TRANSPOSE:
+                    picture = picture.transpose(_TRANSPOSE[orientation])
+    except DecodeError:
+        raise
+    except rawpy.LibRawError as exc:
+        raise DecodeError(f"damaged or unsupported camera RAW file ({exc or exc.__class__.__name__})") from exc
+    except (MemoryError, rawpy.LibRawUnsufficientMemoryError) as exc:
+        raise DecodeError("not enough memory to decode this RAW file") from exc
+    except (OSError, ValueError) as exc:
+        raise DecodeError(f"damaged camera RAW file ({exc})") from exc
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return DecodedPhoto(image=picture, format="RAW", width=width, height=height, orientation=orientation, taken_at=None)
+
+
 def read_photo_file(path: Path, size: int) -> bytes:
-    """The bytes of a photo file, refusing absurd sizes before reading."""
+    """The bytes of a photo file, refusing absurd sizes before reading.
+
+    The file is opened without blocking and checked to be a regular file, so a pipe or device
+    that took a photo's name (or replaced one after the folder was listed) cannot stall indexing.
+    """
     if size > MAX_FILE_BYTES:
         raise DecodeError(f"file too large to be a photo ({size / 1e9:.1f} GB)")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
-        return path.read_bytes()
+        fd = os.open(path, flags)
     except FileNotFoundError as exc:
         raise DecodeError("the file disappeared before it could be read") from exc
     except PermissionError as exc:
@@ -231,3 +352,19 @@ def read_photo_file(path: Path, size: int) -> bytes:
         raise DecodeError("is a folder, not a file") from exc
     except OSError as exc:
         raise DecodeError(f"cannot read the file ({exc.strerror or exc})") from exc
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise DecodeError("is a folder, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise DecodeError("not a regular file (a pipe, socket or device)")
+        if info.st_size > MAX_FILE_BYTES:
+            raise DecodeError(f"file too large to be a photo ({info.st_size / 1e9:.1f} GB)")
+        with os.fdopen(fd, "rb") as handle:
+            fd = -1  # the file object owns it now
+            return handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise DecodeError(f"cannot read the file ({exc.strerror or exc})") from exc
+    finally:
+        if fd >= 0:
+            os.close(fd)

@@ -152,7 +152,7 @@ class Indexer:
                 return out
             if data is None:
                 data = read_photo_file(job.path, job.size)
-            decoded = decode_photo(data, min_side=self.model.image.preprocess.size)
+            decoded = decode_photo(data, min_side=self.model.image.preprocess.size, name=job.path.name)
             out.tensor = self.model.image.preprocess_batch([decoded.image])[0]
             if self._needs_images:
                 out.image = decoded.image
