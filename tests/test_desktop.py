@@ -156,3 +156,20 @@ def test_a_photo_copied_into_a_watched_folder_appears_without_a_restart(qtbot, o
         ),
         timeout=30_000,
     )
+
+
+def test_signals_do_not_lose_references_to_true():
+    """PySide6 6.12.0 decrements True's reference count on every emit() (Python < 3.12): the
+    app would abort after a few thousand progress and thumbnail signals."""
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+
+    class Emitter(QObject):
+        ping = Signal(str, int)
+
+    emitter = Emitter()
+    before = sys.getrefcount(True)
+    for n in range(200):
+        emitter.ping.emit("x", n)
+    assert sys.getrefcount(True) - before > -50
