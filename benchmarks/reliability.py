@@ -76,7 +76,7 @@ def hostile_folder(folder: Path, many: int) -> dict[str, list[str]]:
         put("EXIF orientation 1-8", f"orient/o{orientation}.jpg", _jpeg(photo, exif=exif.tobytes()))
     put("CMYK JPEG", "cmyk.jpg", _jpeg(photo.convert("CMYK")))
     sixteen = io.BytesIO()
-    Image.fromarray((np.asarray(photo.convert("L"), dtype=np.uint16) * 257)).save(sixteen, "PNG")
+    Image.fromarray(np.asarray(photo.convert("L"), dtype=np.uint16) * 257).save(sixteen, "PNG")
     put("16-bit PNG", "sixteen.png", sixteen.getvalue())
     frames = [Image.new("RGB", (64, 48), c) for c in ("red", "green", "blue")]
     for fmt, name in (("GIF", "anim.gif"), ("WEBP", "anim.webp")):
