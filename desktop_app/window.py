@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 from desktop_app.photo_model import THUMB, PhotoListModel, PhotoRole
 from desktop_app.tasks import Searcher, SyncTask, Thumbnailer
 from engine.library import Library, Photo, SearchResults
+from engine.models.catalogue import catalogue, find, measured_cost
 from engine.models.registry import installed
 
 log = logging.getLogger(__name__)
@@ -233,6 +234,8 @@ class PreferencesDialog(QDialog):
         self.model = QComboBox()
         for manifest in installed():
             self.model.addItem(f"{manifest.name} ({manifest.id})", manifest.id)
+        if current_model and self.model.findData(current_model) < 0:  # a bundle used from its folder
+            self.model.addItem(f"{current_model} (in use)", current_model)
         at = self.model.findData(current_model)
         if at >= 0:
             self.model.setCurrentIndex(at)
@@ -251,10 +254,38 @@ class PreferencesDialog(QDialog):
         self.cutoff.setValue(float(settings.value("cutoff", default_cutoff)))
         form.addRow("Relevance cutoff", self.cutoff)
         form.addRow("", QLabel(f"Matches scoring below this are not shown (model default {default_cutoff:.2f})."))
+        # Stronger pretrained models are offered, never downloaded unasked.
+        self.download = QComboBox()
+        have = {m.id for m in installed()}
+        for entry in catalogue().values():
+            if entry.name not in have:
+                self.download.addItem(f"{entry.title} ({entry.name})", entry.name)
+        self.download_info = QLabel()
+        self.download_info.setWordWrap(True)
+        self.download_button = QPushButton("Download")
+        self.download_button.setEnabled(self.download.count() > 0)
+        self.download.currentIndexChanged.connect(self._describe_download)
+        self._describe_download()
+        row = QHBoxLayout()
+        row.addWidget(self.download, 1)
+        row.addWidget(self.download_button)
+        form.addRow("Better models", row)
+        form.addRow("", self.download_info)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
+
+    def _describe_download(self) -> None:
+        name = self.download.currentData()
+        if not name:
+            self.download_info.setText("Every known model is installed.")
+            return
+        entry = find(name)
+        self.download_info.setText(
+            f"{entry.description} {entry.license}; {', '.join(entry.languages)}. Costs: {measured_cost(name)}. "
+            "Needs a network connection to the Hugging Face Hub."
+        )
 
 
 class MainWindow(QMainWindow):
@@ -574,6 +605,9 @@ class MainWindow(QMainWindow):
         self.progress_bar.setRange(0, max(total, 1))
         self.progress_bar.setValue(done)
         eta_text = duration(eta if isinstance(eta, (int, float)) else None)
+        if stage.startswith("Downloading"):
+            self.status_text.setText(f"{stage} {done:,} of {total:,} MB")
+            return
         self.status_text.setText(f"{stage} photos: {done:,} of {total:,}, {rate:.1f} photos/s, {eta_text} left")
 
     def _model_progress(self, message: str, fraction: float) -> None:
@@ -645,6 +679,7 @@ class MainWindow(QMainWindow):
             current = self.library.model.id
             default_cutoff = self.library.model.cutoff
         dialog = PreferencesDialog(self, self.settings, current, default_cutoff)
+        dialog.download_button.clicked.connect(lambda: self._pull(dialog.download.currentData(), dialog))
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
         self.settings.setValue("device", dialog.device.currentData())
@@ -655,6 +690,31 @@ class MainWindow(QMainWindow):
             self.background.run(lambda: self.library.use_model(chosen), lambda _r: self.start_sync())
         if self._last_query:
             self.run_search()
+
+    def _pull(self, name: str | None, dialog: QDialog) -> None:
+        """Download a catalogue model in the background, with progress in the status bar."""
+        if not name:
+            return
+        from engine.models import hub
+
+        dialog.reject()
+        self.status_text.setText(f"Downloading {name}…")
+        self.progress_bar.setVisible(True)
+
+        def progress(p: Any) -> None:
+            self.sync.progress.emit(
+                f"Downloading {name}:", p.bytes_done // 1_000_000, (p.bytes_total or 0) // 1_000_000, 0.0, None
+            )
+
+        def done(result: object) -> None:
+            self.progress_bar.setVisible(False)
+            if isinstance(result, Exception):
+                QMessageBox.warning(self, "Download failed", str(result))
+                self.status_text.setText(f"{name} was not installed.")
+            else:
+                self.status_text.setText(f"{name} is installed: choose it in Preferences to use it.")
+
+        self.background.run(lambda: hub.pull(find(name), progress=progress), done)
 
     # -- closing ----------------------------------------------------------------------------
 

@@ -343,7 +343,7 @@ def _library_if_exists(args: argparse.Namespace):
 
 def _models_list(args: argparse.Namespace) -> int:
     from engine.models import registry
-    from engine.models.catalogue import catalogue
+    from engine.models.catalogue import catalogue, measured_cost
 
     library = _library_if_exists(args)
     marks: dict[str, str] = {}
@@ -382,6 +382,7 @@ def _models_list(args: argparse.Namespace) -> int:
         langs = ",".join(model.languages) if len(model.languages) <= 3 else f"{len(model.languages)} languages"
         dim = f"{model.embedding_size}-d" if model.embedding_size else "captions"
         print(f"  {model.name:24} {model.kind:16} {download}  {dim:8} {model.license:10} {langs:12} {model.title}")
+        print(f"  {'':24} costs: {measured_cost(model.name)}")
     return EXIT_OK
 
 

@@ -173,3 +173,20 @@ def test_signals_do_not_lose_references_to_true():
     for n in range(200):
         emitter.ping.emit("x", n)
     assert sys.getrefcount(True) - before > -50
+
+
+def test_preferences_offer_stronger_models_with_their_cost(qtbot, open_window, rgb_folder):
+    from PySide6.QtCore import QSettings
+
+    from desktop_app.window import PreferencesDialog
+
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    dialog = PreferencesDialog(window, QSettings(), window.library.model.id, 0.3)
+    qtbot.addWidget(dialog)
+    names = [dialog.download.itemData(i) for i in range(dialog.download.count())]
+    assert "clip-vit-b32" in names
+    dialog.download.setCurrentIndex(names.index("clip-vit-b32"))
+    info = dialog.download_info.text()
+    assert "MB download" in info and "photos/s" in info and "ms per query" in info
+    assert dialog.model.findData(window.library.model.id) >= 0  # the model in use is listed

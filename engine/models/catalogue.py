@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine import paths
 from engine.errors import ModelError, ModelNotFoundError
 
 
@@ -248,3 +249,28 @@ def find(name: str) -> CatalogueModel:
         if name == model.repo:
             return model
     raise ModelNotFoundError(f"no model called {name!r} in the catalogue (see `photoseek models list`)")
+
+
+def measured_cost(name: str) -> str:
+    """What a catalogue model costs in size and speed, in words (for `models list` and the GUI).
+    Speeds are this project's measurements with same-shaped graphs (resources/models/speed.json)."""
+    entry = find(name)
+    speed_file = paths.RESOURCES_DIR / "models" / "speed.json"
+    try:
+        speeds = json.loads(speed_file.read_text(encoding="utf-8"))["models"].get(name, {})
+    except (OSError, ValueError, KeyError):
+        speeds = {}
+    size = entry.download_size
+    if size:
+        parts = [f"{size / 1e6:,.0f} MB download"]
+    elif "onnx_mb" in speeds:
+        parts = [f"about {speeds['onnx_mb']:,.0f} MB download"]
+    else:
+        parts = ["download size shown when it starts"]
+    if "photos_per_s" in speeds:
+        parts.append(f"about {speeds['photos_per_s']:.0f} photos/s to index on 2 CPU cores")
+    if "query_ms" in speeds:
+        parts.append(f"{speeds['query_ms']:.0f} ms per query")
+    if "seconds_per_caption" in speeds:
+        parts.append(f"{speeds['seconds_per_caption']:.1f} s per caption on 2 CPU cores")
+    return ", ".join(parts)
