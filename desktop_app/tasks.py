@@ -6,6 +6,7 @@ GUI thread as queued calls. Nothing here touches widgets.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -162,7 +163,8 @@ class ThumbnailTask(QRunnable):
                 tmp.replace(cached)
         except (OSError, PhotoseekError, ValueError) as exc:
             log.info("no thumbnail for %s: %s", self.path, exc)
-        self.signals.ready.emit(str(self.path), self.size, image)
+        with contextlib.suppress(RuntimeError):  # the window closed meanwhile
+            self.signals.ready.emit(str(self.path), self.size, image)
 
 
 class Thumbnailer(QObject):
