@@ -104,7 +104,8 @@ def strip_safe_libraries(internal: Path) -> int:
         return 0
     files = sorted({p for pattern in STRIP_SAFE for p in internal.glob(pattern) if p.is_file() and not p.is_symlink()})
     before = sum(p.stat().st_size for p in files)
-    run([strip, "--strip-unneeded", *map(str, files)])
+    print(f"+ strip --strip-unneeded ({len(files)} libraries: libpython, lib-dynload, ICU)", flush=True)
+    subprocess.run([strip, "--strip-unneeded", *map(str, files)], check=True)
     return before - sum(p.stat().st_size for p in files)
 
 

@@ -26,6 +26,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -167,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
             {line.split()[0] for line in missing.splitlines() if "not found" in line}
         )
         check((internal / "resources" / "models" / "photoseek-builtin" / "model.json").is_file(), "prebuilt model")
+        icons = app / "share" / "icons" / "hicolor"
+        sizes = [size for size in (16, 22, 24, 32, 48, 64, 128, 256, 512)
+                 if (icons / f"{size}x{size}" / "apps" / "photoseek.png").is_file()]  # fmt: skip
+        check(len(sizes) == 9 and (icons / "scalable" / "apps" / "photoseek.svg").is_file(), "icons 16-512 + SVG")
         samples = internal / "resources" / "sample_photos"
         check(len(list(samples.glob("*.jpg"))) > 10, "sample photos")
 
@@ -245,8 +250,13 @@ def main(argv: list[str] | None = None) -> int:
         desktop = home / ".local" / "share" / "applications" / "photoseek.desktop"
         icon = home / ".local" / "share" / "icons" / "hicolor" / "256x256" / "apps" / "photoseek.png"
         check(proc.returncode == 0 and link.is_symlink() and desktop.is_file() and icon.is_file(), "install.sh")
-        check(f"Exec={installed}/photoseek-desktop" in desktop.read_text() if desktop.is_file() else False,
+        entry = desktop.read_text() if desktop.is_file() else ""
+        check(f'Exec="{installed}/photoseek-desktop"' in entry and "Icon=photoseek" in entry,
               "desktop entry points at the installed app")  # fmt: skip
+        validator = shutil.which("desktop-file-validate")
+        if validator and desktop.is_file():
+            proc = subprocess.run([validator, str(desktop)], capture_output=True, text=True)
+            check(proc.returncode == 0, "desktop-file-validate", proc.stdout.strip())
         out = subprocess.run([str(link), "--version"], env=ienv, capture_output=True, text=True).stdout
         check(out.startswith("photoseek "), "the ~/.local/bin/photoseek link runs", out.strip())
         proc = subprocess.run([str(installed / "uninstall.sh")], env=ienv, capture_output=True, text=True)
