@@ -58,6 +58,24 @@ def build(argv: list[str] | None = None):  # type: ignore[no-untyped-def]
     return window
 
 
+def _quit_after_first_paint(window) -> None:  # type: ignore[no-untyped-def]
+    """Start-up check for packaged builds: say when the photo grid first paints, then quit."""
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    class FirstPaint(QObject):
+        seen = False
+
+        def eventFilter(self, _obj, event):  # type: ignore[no-untyped-def]
+            if event.type() == QEvent.Type.Paint and not self.seen:
+                self.seen = True
+                print("photoseek-desktop: first paint", file=sys.stderr, flush=True)
+                QTimer.singleShot(0, window.close)  # closeEvent stops the sync first
+            return False
+
+    window._first_paint = FirstPaint(window)  # kept alive with the window
+    window.grid.viewport().installEventFilter(window._first_paint)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("PHOTOSEEK_LOG", "WARNING"))
     if _no_display():
@@ -74,7 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication(sys.argv[:1])
     app.setApplicationName("Photoseek")
     app.setOrganizationName("Photoseek")
+    app.setDesktopFileName("photoseek")  # matches photoseek.desktop (Wayland finds the icon by it)
+    icon = paths.RESOURCES_DIR / "icons" / "photoseek.svg"
+    if icon.is_file():
+        from PySide6.QtGui import QIcon
+
+        app.setWindowIcon(QIcon(str(icon)))
     window = build(argv)
+    if os.environ.get("PHOTOSEEK_QUIT_AFTER_FIRST_PAINT"):
+        _quit_after_first_paint(window)
     window.show()
     code = app.exec()
     window.library.close()

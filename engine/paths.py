@@ -34,6 +34,16 @@ def models_dir() -> Path:
     return data_dir() / "models"
 
 
+def bundled_models_dir() -> Path:
+    """Read-only model bundles shipped with an installed application (consulted after
+    :func:`models_dir`); ``PHOTOSEEK_BUNDLED_MODELS`` overrides ``resources/models``.
+
+    A packaged build puts the prebuilt built-in bundle here, so its first start needs no torch.
+    """
+    override = os.environ.get("PHOTOSEEK_BUNDLED_MODELS")
+    return Path(override) if override else RESOURCES_DIR / "models"
+
+
 def default_db_path() -> Path:
     """The library used when no ``--db`` is given; ``PHOTOSEEK_DB`` overrides it."""
     override = os.environ.get("PHOTOSEEK_DB")

@@ -22,6 +22,8 @@ def isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.setenv("PHOTOSEEK_DATA_DIR", str(base / "data"))
     monkeypatch.setenv("PHOTOSEEK_CACHE_DIR", str(base / "cache"))
     monkeypatch.delenv("PHOTOSEEK_DB", raising=False)
+    # A models folder shipped beside a checkout (a packaging build) must not leak into tests.
+    monkeypatch.setenv("PHOTOSEEK_BUNDLED_MODELS", str(base / "bundled-models"))
 
 
 @pytest.fixture(scope="session")

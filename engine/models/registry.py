@@ -20,9 +20,8 @@ log = logging.getLogger(__name__)
 BUILTIN_ALIASES = {None, "", "builtin", "built-in", BUILTIN_ID}
 
 
-def installed(models_root: Path | None = None) -> list[Manifest]:
-    """Every readable bundle under the models folder (broken ones are logged and skipped)."""
-    root = models_root or paths.models_dir()
+def _bundles_in(root: Path) -> list[Manifest]:
+    """Every readable bundle directly under ``root`` (broken ones are logged and skipped)."""
     found = []
     if root.is_dir():
         for folder in sorted(root.iterdir()):
@@ -34,6 +33,16 @@ def installed(models_root: Path | None = None) -> list[Manifest]:
     return found
 
 
+def installed(models_root: Path | None = None) -> list[Manifest]:
+    """Every readable bundle under the models folder. Without ``models_root``, the read-only
+    bundles shipped with the application follow, unless the user's folder has one of that id."""
+    found = _bundles_in(models_root or paths.models_dir())
+    if models_root is None:
+        ids = {manifest.id for manifest in found}
+        found += [m for m in _bundles_in(paths.bundled_models_dir()) if m.id not in ids]
+    return found
+
+
 def resolve(name: str | None, models_root: Path | None = None, progress: Progress | None = None) -> Path:
     """The bundle folder for ``name``: the built-in model, an installed id, or a folder path."""
     if name in BUILTIN_ALIASES:
@@ -42,8 +51,7 @@ def resolve(name: str | None, models_root: Path | None = None, progress: Progres
     candidate = Path(name).expanduser()
     if (candidate / MANIFEST_NAME).is_file():
         return candidate
-    root = models_root or paths.models_dir()
-    for manifest in installed(root):
+    for manifest in installed(models_root):
         if name in (manifest.id, manifest.label, manifest.root.name):
             return manifest.root
     raise ModelNotFoundError(f"no model named {name!r} (see `photoseek models list`)")

@@ -11,7 +11,9 @@ No CLIP-like weights exist in any package, so the built-in model joins two that 
 Text found in a photo (OCR) is added later by the indexer, in the same space.
 
 The bundle is built once, on first use, into the user data directory; building needs torch
-(the ``builtin`` extra). Loading a built bundle needs only ONNX Runtime.
+(the ``builtin`` extra). Loading a built bundle needs only ONNX Runtime. A packaged application
+ships the bundle prebuilt in :func:`engine.paths.bundled_models_dir`, which is used (read-only)
+when the user data directory has no current one.
 """
 
 from __future__ import annotations
@@ -33,16 +35,28 @@ def builtin_dir(models_root: Path | None = None) -> Path:
     return (models_root or paths.models_dir()) / BUILTIN_ID
 
 
+def _is_current(folder: Path) -> bool:
+    """Whether ``folder`` holds a readable built-in bundle of this version."""
+    if not (folder / MANIFEST_NAME).exists():
+        return False
+    try:
+        return load_manifest(folder).version == BUILTIN_VERSION
+    except ModelError:
+        return False  # a broken or partial bundle is rebuilt (or skipped)
+
+
 def ensure_builtin(models_root: Path | None = None, progress: Progress | None = None) -> Path:
-    """The built-in bundle's folder, building it first if it is missing or outdated."""
+    """The built-in bundle's folder, building it first if it is missing or outdated.
+
+    Order: the user's models folder, then the prebuilt bundle shipped with the application
+    (used in place, never written to), and only then a build (which needs torch).
+    """
     target = builtin_dir(models_root)
-    if (target / MANIFEST_NAME).exists():
-        try:
-            manifest = load_manifest(target)
-            if manifest.version == BUILTIN_VERSION:
-                return target
-        except ModelError:
-            pass  # a broken or partial bundle is rebuilt below
+    if _is_current(target):
+        return target
+    shipped = paths.bundled_models_dir() / BUILTIN_ID
+    if _is_current(shipped):
+        return shipped
     try:
         from engine.models.builtin import build
     except ImportError as exc:  # torch or the packaged weights are not installed
