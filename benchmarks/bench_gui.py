@@ -44,7 +44,13 @@ def make_library(workdir: Path, count: int) -> Path:
     from engine.library import Library
 
     db = workdir / "big.sqlite3"
-    if db.exists():
+    template = workdir / "big-template.sqlite3"
+    if template.exists():  # every run starts from the same 100,000-photo library
+        import shutil
+
+        shutil.copyfile(template, db)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
         return db
     with Library(workdir / "probe.sqlite3", device="cpu") as probe:
         model_id, dim = probe.model.id, probe.model.manifest.embedding_size
@@ -62,7 +68,15 @@ def make_library(workdir: Path, count: int) -> Path:
 
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE roots SET path = ? WHERE id = 1", (str(folder),))
-        conn.execute("UPDATE photos SET size = 1, mtime_ns = 1")
+        # The rows must match the files, or the first pass would see 100,000 changed photos.
+        rows = []
+        for photo_id, rel in conn.execute("SELECT id, rel_path FROM photos").fetchall():
+            st = (folder / rel).stat()
+            rows.append((st.st_size, st.st_mtime_ns, photo_id))
+        conn.executemany("UPDATE photos SET size = ?, mtime_ns = ? WHERE id = ?", rows)
+    import shutil
+
+    shutil.copyfile(db, template)
     return db
 
 
@@ -185,9 +199,11 @@ def measure_stalls(db: Path, workdir: Path, index_count: int) -> dict[str, objec
         for n in range(400):
             Image.new("RGB", (640, 480), (n % 255, 100, 50)).save(more / f"m-{n:04d}.jpg")
     window.sync.finished.disconnect(finished)
+    window.sync.progress.connect(lambda *_: QTimer.singleShot(500, app.quit))  # indexing is under way
     window.add_folder(more)
-    QTimer.singleShot(3000, app.quit)
+    QTimer.singleShot(60_000, app.quit)
     app.exec()
+    assert window.sync.running, "the indexing run to interrupt did not start"
     t = time.perf_counter()
     window.close()
     out["quit_while_indexing_s"] = time.perf_counter() - t

@@ -239,7 +239,15 @@ class PreferencesDialog(QDialog):
         at = self.model.findData(current_model)
         if at >= 0:
             self.model.setCurrentIndex(at)
-        form.addRow("Model", self.model)
+        self.import_button = QPushButton("Import folder…")
+        self.import_button.setToolTip("A model folder in the Immich CLIP or Hugging Face image-to-text layout")
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.setToolTip("Delete the selected model's files (not the one in use)")
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model, 1)
+        model_row.addWidget(self.import_button)
+        model_row.addWidget(self.remove_button)
+        form.addRow("Model", model_row)
         form.addRow("", QLabel("Switching re-indexes in the background; search uses the old model until then."))
         self.device = QComboBox()
         for label, value in (("Automatic (GPU when there is one)", "auto"), ("CPU", "cpu"), ("GPU", "gpu")):
@@ -680,6 +688,8 @@ class MainWindow(QMainWindow):
             default_cutoff = self.library.model.cutoff
         dialog = PreferencesDialog(self, self.settings, current, default_cutoff)
         dialog.download_button.clicked.connect(lambda: self._pull(dialog.download.currentData(), dialog))
+        dialog.import_button.clicked.connect(lambda: self._import_model(dialog))
+        dialog.remove_button.clicked.connect(lambda: self._remove_model(dialog.model.currentData(), current, dialog))
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
         self.settings.setValue("device", dialog.device.currentData())
@@ -690,6 +700,48 @@ class MainWindow(QMainWindow):
             self.background.run(lambda: self.library.use_model(chosen), lambda _r: self.start_sync())
         if self._last_query:
             self.run_search()
+
+    def _import_model(self, dialog: QDialog) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Import a model folder", str(Path.home()))
+        if not folder:
+            return
+        from engine.models.importers import import_folder
+
+        dialog.reject()
+        self.status_text.setText(f"Importing the model in {folder}…")
+
+        def done(result: object) -> None:
+            if isinstance(result, Exception):
+                QMessageBox.warning(self, "Cannot import the model", str(result))
+                self.status_text.setText("The model was not imported.")
+            else:
+                self.status_text.setText(f"Imported {getattr(result, 'label', folder)}: choose it in Preferences.")
+
+        self.background.run(lambda: import_folder(folder), done)
+
+    def _remove_model(self, name: str | None, in_use: str, dialog: QDialog) -> None:
+        if not name:
+            return
+        if name in (in_use, self.library.pending_model_name, self.library.captioner_name):
+            QMessageBox.information(dialog, "Remove a model", f"{name} is in use; choose another model first.")
+            return
+        answer = QMessageBox.question(
+            dialog,
+            "Remove the model?",
+            f"Delete the files of {name}? Photos indexed with it keep working with the model in use; "
+            "you can download or import it again later.",
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        from engine.models import registry
+
+        dialog.reject()
+        self.background.run(
+            lambda: registry.remove(name),
+            lambda r: self.status_text.setText(
+                f"Could not remove {name}: {r}" if isinstance(r, Exception) else f"Removed the model {name}."
+            ),
+        )
 
     def _pull(self, name: str | None, dialog: QDialog) -> None:
         """Download a catalogue model in the background, with progress in the status bar."""
