@@ -50,3 +50,7 @@ class RootError(PhotoseekError):
 
 class DownloadError(ModelError):
     """A model could not be downloaded: offline, Hub unreachable, or not on the Hub."""
+
+
+class DatasetError(PhotoseekError):
+    """A training or evaluation data set cannot be read: missing files, wrong format, missing images."""

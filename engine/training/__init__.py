@@ -1,0 +1,1 @@
+"""Training the seed models: data sets, the visual-semantic embedding, the caption decoder, export."""
