@@ -185,7 +185,8 @@ def examples(world: Path) -> list[Example]:
 
 
 def _pixels(example: Example) -> np.ndarray:
-    return np.asarray(Image.open(example.path).convert("RGB"))
+    with Image.open(example.path) as image:
+        return np.asarray(image.convert("RGB"))
 
 
 def test_world_loads_as_a_karpathy_file_with_its_scenes(world: Path, examples: list[Example]):
@@ -196,7 +197,8 @@ def test_world_loads_as_a_karpathy_file_with_its_scenes(world: Path, examples: l
         assert len(e.sentences) == 5 and len(set(e.sentences)) == 5
         assert e.meta["background"] in {"light", "dark", "striped", "textured", "plain"}
         assert 1 <= len(e.meta["objects"]) <= 2
-        assert Image.open(e.path).size == (224, 224)
+        with Image.open(e.path) as image:
+            assert image.size == (224, 224)
 
 
 def test_splits_are_sized_as_asked_and_disjoint(examples: list[Example]):

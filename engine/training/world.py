@@ -283,7 +283,7 @@ def _weighted(rng: np.random.Generator, items: Sequence[tuple[T, int]]) -> T:
 def _shade(rng: np.random.Generator, rgb: Sequence[int], common: tuple[int, int], each: int) -> list[int]:
     """``rgb`` with one random shift for all channels plus a small one per channel."""
     shift = rng.integers(common[0], common[1] + 1)
-    return [int(np.clip(c + shift + rng.integers(-each, each + 1), 0, 255)) for c in rgb]
+    return [min(255, max(0, int(c + shift + rng.integers(-each, each + 1)))) for c in rgb]
 
 
 def _sample_backdrop(rng: np.random.Generator) -> tuple[dict[str, Any], str]:
@@ -300,7 +300,7 @@ def _sample_backdrop(rng: np.random.Generator) -> tuple[dict[str, Any], str]:
         return backdrop, _TONE_WORD[tone]
     if style == "stripes":
         step = int(rng.integers(18, 34)) * (1 if tone == "dark" else -1)
-        backdrop["rgb2"] = [int(np.clip(c + step, 0, 255)) for c in rgb]
+        backdrop["rgb2"] = [min(255, max(0, c + step)) for c in rgb]
         backdrop["direction"] = _pick(rng, ["vertical", "horizontal", "diagonal"])
         backdrop["period"] = round(float(rng.uniform(0.05, 0.14)), 4)
         return backdrop, "striped"
@@ -384,17 +384,18 @@ def _backdrop_pixels(backdrop: dict[str, Any], size: int) -> np.ndarray:
     if style == "noise":
         rng = np.random.default_rng(backdrop["seed"])
         coarse = rng.normal(0, 1, (size // 8 + 2, size // 8 + 2)).astype(np.float32)
-        blotches = np.asarray(Image.fromarray(coarse, mode="F").resize((size, size), Image.Resampling.BILINEAR))
+        blotches = np.asarray(Image.fromarray(coarse).resize((size, size), Image.Resampling.BILINEAR))
         grain = rng.normal(0, 1, (size, size)).astype(np.float32)
         return c1 + (backdrop["sigma"] * (0.8 * blotches + 0.6 * grain))[..., None]
     c2 = np.array(backdrop["rgb2"], dtype=np.float32)
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    u = {"vertical": xs, "horizontal": ys, "diagonal": (xs + ys) / math.sqrt(2)}[backdrop["direction"]]
+    xs = np.arange(size, dtype=np.float32)[None, :] / size  # a row and a column: they broadcast to the square
+    ys = np.arange(size, dtype=np.float32)[:, None] / size
     if style == "gradient":  # "vertical": the colour changes from top to bottom
         t = ys if backdrop["direction"] == "vertical" else xs
     else:  # stripes with soft edges
+        u = {"vertical": xs, "horizontal": ys, "diagonal": (xs + ys) / math.sqrt(2)}[backdrop["direction"]]
         t = np.clip(np.sin(2 * np.pi * u / backdrop["period"]) * 3, -1, 1) * 0.5 + 0.5
-    return c1 + (c2 - c1) * t[..., None]
+    return np.broadcast_to(c1 + (c2 - c1) * t[..., None], (size, size, 3))
 
 
 def _draw_object(
@@ -432,7 +433,7 @@ def _draw_object(
 def render(scene: dict[str, Any], size: int = 224) -> Image.Image:
     """The RGB picture of a scene (as made by :func:`sample_scene` or read back from the JSON)."""
     pixels = _backdrop_pixels(scene["backdrop"], size)
-    canvas = Image.fromarray(np.clip(pixels + 0.5, 0, 255).astype(np.uint8), "RGB")
+    canvas = Image.fromarray(np.clip(pixels + 0.5, 0, 255).astype(np.uint8))
     for group in scene["objects"]:
         for x, y, r, angle in group["instances"]:
             _draw_object(canvas, group["kind"], group["rgb"], x * size, y * size, r * size, angle)
@@ -693,8 +694,7 @@ def generate(
                 progress(imgid + 1, len(tasks))
 
     temporary = json_path.with_name(json_path.name + ".tmp")
-    with temporary.open("w", encoding="utf-8") as f:
-        json.dump({"dataset": "world", "generator": settings, "images": entries}, f)
+    temporary.write_text(json.dumps({"dataset": "world", "generator": settings, "images": entries}), encoding="utf-8")
     os.replace(temporary, json_path)  # written last and whole: a JSON that is there means a finished world
     return json_path
 
