@@ -3,9 +3,10 @@
     python packaging/build_linux.py [--model-python PYTHON] [--out dist]
 
 Steps: build the built-in model bundle (needs torch, which only the builder needs), run PyInstaller
-on ``packaging/photoseek.spec`` (one folder, two executables, torch excluded), add the desktop
-entry, the icons rendered from the SVG and the install scripts, check that torch is not in the
-package, and write ``photoseek-VERSION-linux-ARCH.tar.gz`` with its ``.sha256``.
+on ``packaging/photoseek.spec`` (one folder, one executable, torch and unused Qt pieces left out),
+add ``photoseek-desktop`` as a link to ``photoseek``, strip the libraries (checking that each still
+loads), add the desktop entry, the icons rendered from the SVG and the install scripts, check that
+torch is not in the package, and write ``photoseek-VERSION-linux-ARCH.tar.gz`` with its ``.sha256``.
 
 The interpreter running this script needs PyInstaller and Photoseek's runtime dependencies
 (``pip install -e '.[gui]' pyinstaller``); ``--model-python`` needs the ``builtin`` extra.
@@ -23,8 +24,12 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from trim import elf_info
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGING = REPO / "packaging"
@@ -91,22 +96,44 @@ def render_icons(svg: Path, target: Path) -> None:
     shutil.copy2(svg, scalable)
 
 
-# Libraries that carry symbols and were not rewritten by auditwheel/patchelf, so stripping them
-# is safe (stripping the patched ones in *.libs/ breaks them). libpython alone is 23 MB -> 6 MB.
-STRIP_SAFE = ("libpython3*.so*", "python3*/lib-dynload/*.so", "PySide6/Qt/lib/libicu*.so*")
+def strip_libraries(internal: Path) -> int:
+    """Strip the symbols of every library that still has them; returns the bytes saved.
 
-
-def strip_safe_libraries(internal: Path) -> int:
-    """Strip the symbols of the libraries in STRIP_SAFE; returns the bytes saved."""
-    strip = shutil.which("strip")
-    if not strip:
-        print("strip not found; the package keeps its symbols (about 20 MB more)")
+    Stripping some libraries that auditwheel patched makes them unloadable (numpy's OpenBLAS:
+    "ELF load command address/offset not page-aligned"), so each library is checked with ``ldd``
+    after stripping and put back as it was if it no longer loads."""
+    strip, ldd = shutil.which("strip"), shutil.which("ldd")
+    if not strip or not ldd:
+        print("strip or ldd not found; the package keeps its symbols (about 50 MB more)")
         return 0
-    files = sorted({p for pattern in STRIP_SAFE for p in internal.glob(pattern) if p.is_file() and not p.is_symlink()})
-    before = sum(p.stat().st_size for p in files)
-    print(f"+ strip --strip-unneeded ({len(files)} libraries: libpython, lib-dynload, ICU)", flush=True)
-    subprocess.run([strip, "--strip-unneeded", *map(str, files)], check=True)
-    return before - sum(p.stat().st_size for p in files)
+    env = dict(os.environ, LD_LIBRARY_PATH=str(internal))
+
+    def loads(lib: Path) -> bool:
+        return subprocess.run([ldd, str(lib)], env=env, capture_output=True).returncode == 0
+
+    files = []
+    for lib in sorted(internal.rglob("*.so*")):
+        if lib.is_file() and not lib.is_symlink() and (info := elf_info(lib)) is not None and info.has_symtab:
+            files.append(lib)
+    print(f"+ strip --strip-unneeded ({len(files)} libraries with symbols, each checked with ldd)", flush=True)
+    saved, kept = 0, []
+    with tempfile.TemporaryDirectory() as tmp:
+        backup = Path(tmp) / "original"
+        for lib in files:
+            if not loads(lib):  # cannot tell whether stripping breaks it: leave it alone
+                kept.append(lib)
+                continue
+            shutil.copy2(lib, backup)
+            before = lib.stat().st_size
+            subprocess.run([strip, "--strip-unneeded", str(lib)], check=True)
+            if loads(lib):
+                saved += before - lib.stat().st_size
+            else:
+                shutil.copy2(backup, lib)
+                kept.append(lib)
+    if kept:
+        print("  kept unstripped (would not load, or could not be checked):", ", ".join(p.name for p in kept))
+    return saved
 
 
 def torch_in_package(folder: Path) -> list[str]:
@@ -118,7 +145,7 @@ def torch_in_package(folder: Path) -> list[str]:
     ]
     from PyInstaller.archive.readers import CArchiveReader
 
-    for exe in (folder / APP, folder / f"{APP}-desktop"):
+    for exe in sorted({(folder / APP).resolve(), (folder / f"{APP}-desktop").resolve()}):
         archive = CArchiveReader(str(exe))
         for name in archive.toc:
             if name.endswith(".pyz") or name == "PYZ.pyz" or name.startswith("PYZ"):
@@ -161,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     timings["pyinstaller_s"] = time.perf_counter() - start
 
     folder = dist / APP
-    timings["strip_saved_mb"] = strip_safe_libraries(folder / "_internal") / 1e6
+    # One executable; the GUI command is a link to it (entry.py picks by the name started as).
+    (folder / f"{APP}-desktop").symlink_to(APP)
+    start = time.perf_counter()
+    timings["strip_saved_mb"] = strip_libraries(folder / "_internal") / 1e6
+    timings["strip_s"] = time.perf_counter() - start
     share = folder / "share"
     render_icons(REPO / "resources" / "icons" / f"{APP}.svg", share / "icons" / "hicolor")
     (share / "applications").mkdir(parents=True, exist_ok=True)

@@ -8,9 +8,11 @@ Verifies the tarball's SHA-256, unpacks it into a temporary folder and, with a c
 ``unshare -rn`` is allowed):
 
 * torch is not in the package (files and the executables' module archives);
+* every library in it loads (``ldd``; what it needs from the system is listed);
 * the Qt platform plugins xcb, offscreen (and wayland when PySide6 has it) are there;
 * the packaged ``photoseek`` indexes the bundled sample photos and finds the right ones, using
-  the prebuilt model (nothing is built into the user folder);
+  the prebuilt model (nothing is built into the user folder), and its text reading (OCR) finds
+  the words in the one sample photo that has some;
 * the packaged ``photoseek-desktop`` starts offscreen and paints its first window, and runs a few
   seconds while indexing: no traceback, no missing Qt plugin;
 * ``install.sh`` / ``uninstall.sh`` work in a throwaway HOME and keep the user's data.
@@ -23,11 +25,13 @@ Runs by hand (minutes): not part of pytest or CI.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -167,6 +171,19 @@ def main(argv: list[str] | None = None) -> int:
         results["xcb_needs_from_system"] = sorted(
             {line.split()[0] for line in missing.splitlines() if "not found" in line}
         )
+        # Every library in the folder still loads after the build dropped and stripped things
+        # (what ldd cannot find is looked for on the user's system: listed, not a failure).
+        broken, from_system = [], set()
+        for lib in sorted(internal.rglob("*.so*")):
+            if lib.is_file() and not lib.is_symlink():
+                proc = subprocess.run(
+                    ["ldd", str(lib)], env={"LD_LIBRARY_PATH": str(internal)}, capture_output=True, text=True
+                )
+                if proc.returncode:
+                    broken.append(f"{lib.relative_to(internal)}: {(proc.stderr or proc.stdout).strip()[-200:]}")
+                from_system |= {line.split()[0] for line in proc.stdout.splitlines() if "not found" in line}
+        check(not broken, "every library in the package loads (ldd)", "; ".join(broken[:3]))
+        results["libraries_needed_from_system"] = sorted(from_system)
         check((internal / "resources" / "models" / "photoseek-builtin" / "model.json").is_file(), "prebuilt model")
         icons = app / "share" / "icons" / "hicolor"
         sizes = [size for size in (16, 22, 24, 32, 48, 64, 128, 256, 512)
@@ -195,6 +212,13 @@ def main(argv: list[str] | None = None) -> int:
         results["cli_index_samples_s"] = round(secs, 1)
         if rc:
             print(err[-3000:])
+        # Text reading (RapidOCR on OpenCV) ran in the package: one sample photo has words on it.
+        library = Path(env["PHOTOSEEK_DATA_DIR"]) / "library.sqlite3"
+        texts = []
+        if library.is_file():
+            with contextlib.closing(sqlite3.connect(library)) as conn:
+                texts = [row[0] for row in conn.execute("SELECT text FROM photo_text WHERE text != ''")]
+        check(bool(texts), "text reading (OCR) finds words in the sample photos", "; ".join(texts)[:80])
         for query, expected in (("a motorcycle", "red-motorcycle-in-garage"), ("a cup of coffee", "coffee-cup")):
             secs, out, err, rc = box.run("photoseek", ["search", query, "--json", "--limit", "3"], env)
             hits = [json.loads(line)["path"] for line in out.splitlines() if line.startswith("{")]

@@ -1,6 +1,8 @@
-"""Entry point of both packaged executables: ``photoseek-desktop`` opens the window, ``photoseek``
-is the command line. One script (and one PyInstaller analysis) serves both, chosen by the name of
-the executable, so the two share one folder of libraries."""
+"""Entry point of the packaged application: ``photoseek-desktop`` opens the window, ``photoseek``
+is the command line. The package has one executable, ``photoseek``, and ``photoseek-desktop`` is a
+link to it (so the program archive is in the folder once); the name it was started by picks the
+GUI or the command line. That name is ``argv[0]``: ``sys.executable`` is the file the link
+resolves to."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 
 
 def main() -> int:
-    name = Path(sys.executable).name
+    name = Path(sys.argv[0] if sys.argv and sys.argv[0] else sys.executable).name
     if name.startswith("photoseek-desktop"):
         from desktop_app.main import main as run
     else:
