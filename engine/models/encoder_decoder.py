@@ -159,6 +159,8 @@ class EncoderDecoderCaptioner:
             self.preprocess = Preprocess.from_json(encoder.get("preprocess", {}))
             self._encoder_input = encoder.get("input", "pixel_values")
             self._encoder_output = encoder.get("output", "last_hidden_state")
+            # The encoder is the bundle's own image graph: reuse the vectors indexing computed.
+            self._same_as_image = bool(encoder.get("same_as_image", False))
             self.eos_id = int(spec["eos_token_id"])
             self.start_id = int(spec.get("decoder_start_token_id", spec.get("bos_token_id", self.eos_id)))
             self.pad_id = int(spec.get("pad_token_id", self.eos_id))
@@ -296,7 +298,14 @@ class EncoderDecoderCaptioner:
         return self.greedy(states) if k == 1 else self.beam_search(states, k)
 
     def caption(self, images: list[Image.Image], encoded: EncodedImages | None = None) -> list[str]:
-        """One caption per photo (``encoded`` is not used: this captioner has its own encoder)."""
+        """One caption per photo. ``encoded`` (the image graph's output for the same photos) is
+        used instead of running the encoder only when the manifest says the encoder *is* the
+        image graph (``same_as_image``)."""
         if not images:
             return []
-        return [self.decode_tokens(tokens) for tokens in self.generate(images)]
+        if self._same_as_image and encoded is not None and len(encoded.embeddings) == len(images):
+            states = encoded.embeddings
+            tokens = self.greedy(states) if self.num_beams == 1 else self.beam_search(states, self.num_beams)
+        else:
+            tokens = self.generate(images)
+        return [self.decode_tokens(t) for t in tokens]

@@ -1,0 +1,154 @@
+"""Train and evaluate the seed models on the generated world; write the paper-style tables.
+
+    python benchmarks/eval_seed.py [--work DIR] [--images-per-split 8000 1000 1000]
+
+Trains, side by side on the same cached features:
+
+* the LSTM sentence encoder with the sum-of-hinges ranking loss (the paper's), and its two
+  caption decoders (SC-NLM and LSTM, greedy and beam search);
+* the same encoder with the max-of-hinges (hardest negative) loss;
+* the bag-of-words (linear) sentence encoder, for the multimodal regularities probe.
+
+Prints the tables and writes them to docs/seed-models.md and benchmarks/results/eval_seed.json,
+with training times and hardware. Targets (issue text): search and annotation R@10 >= 0.9 and
+median rank <= 2, caption attribute accuracy >= 0.9, arithmetic probe precision@5 >= 0.8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.training.karpathy import load_karpathy  # noqa: E402
+from engine.training.probe import arithmetic_probe  # noqa: E402
+from engine.training.report import caption_table, retrieval_table  # noqa: E402
+from engine.training.train import TrainConfig, encode_texts, evaluate, run  # noqa: E402
+from engine.training.world import COLOURS, generate  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "eval_seed.json"
+DOC = ROOT / "docs" / "seed-models.md"
+
+#: The seed model's settings (chosen on the validation split; see docs/seed-models.md).
+SEED = dict(embed_size=256, word_size=128, decoder_hidden=256, epochs=12, decoder_epochs=4)
+
+
+def progress(message: str, fraction: float) -> None:
+    if "epoch" in message or fraction >= 1.0:
+        print(f"  {message}", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "photoseek-eval-seed")
+    parser.add_argument("--images-per-split", type=int, nargs=3, default=(8000, 1000, 1000))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-doc", action="store_true", help="do not rewrite docs/seed-models.md")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    n_train, n_val, n_test = args.images_per_split
+    world_json = generate(args.work / "world", n_train=n_train, n_val=n_val, n_test=n_test, seed=args.seed)
+    world_seconds = time.perf_counter() - started
+    examples = load_karpathy(world_json)
+
+    runs = {
+        "LSTM, sum of hinges": TrainConfig(**SEED, seed=args.seed),
+        "LSTM, max of hinges": TrainConfig(**SEED, seed=args.seed, max_violation=True, decoders=()),
+        "BoW (linear), sum of hinges": TrainConfig(**SEED, seed=args.seed, text_encoder="bow", decoders=()),
+    }
+    results: dict = {"world": {"images": list(args.images_per_split), "seconds": round(world_seconds, 1)}, "runs": {}}
+    retrieval_rows, caption_rows, probes = {}, {}, {}
+    for name, config in runs.items():
+        print(f"{name}:", file=sys.stderr)
+        trained = run(examples, config, args.work / "cache", progress)
+        report = evaluate(trained, beams=(1, 3))
+        images, _ = trained.test_embeddings()
+        probe = arithmetic_probe(
+            images,
+            trained.splits["test"].examples,
+            lambda texts, t=trained: encode_texts(t.vse, t.vocab, texts),
+            COLOURS,
+        )
+        retrieval_rows[name] = report["retrieval"]
+        probes[name] = probe
+        if report["captions"]:
+            caption_rows = report["captions"]
+        results["runs"][name] = {
+            "config": {k: v for k, v in vars(config).items() if k != "decoders"} | {"decoders": list(config.decoders)},
+            "retrieval": report["retrieval"],
+            "captions": report["captions"],
+            "probe": probe,
+            "seconds": {k: round(v, 1) for k, v in trained.seconds.items()},
+            "hardware": trained.hardware,
+            "history": trained.history,
+        }
+    results["total_seconds"] = round(time.perf_counter() - started, 1)
+
+    text = render(results, retrieval_rows, caption_rows, probes)
+    print(text)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    if not args.no_doc:
+        DOC.write_text(text + "\n")
+
+
+def render(results: dict, retrieval_rows: dict, caption_rows: dict, probes: dict) -> str:
+    main_run = results["runs"]["LSTM, sum of hinges"]
+    seconds = main_run["seconds"]
+    n_train, n_val, n_test = results["world"]["images"]
+    lines = [
+        "# Seed models: results",
+        "",
+        "Written by `python benchmarks/eval_seed.py` (do not edit by hand; see docs/training.md for the method).",
+        "",
+        f"Generated captioned world: {n_train} training, {n_val} validation and {n_test} test images, five "
+        f"sentences each; the test images are never seen in training. Hardware: {main_run['hardware']}.",
+        "",
+        "## Image annotation and image search (test split, R@K in %)",
+        "",
+        retrieval_table(retrieval_rows),
+        "",
+        f"Chance: R@10 = {100 * 10 / n_test:.1f} % for search.",
+        "",
+        "## Captions (test split)",
+        "",
+        caption_table(caption_rows),
+        "",
+        "The last column is the share of captions that name every object's colour and kind correctly "
+        "and name no colour-kind pair that is not in the image.",
+        "",
+        "## Multimodal regularities: image - colour + other colour (test split)",
+        "",
+        "| Sentence encoder | precision@5 | image alone | queries |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, probe in probes.items():
+        lines.append(f"| {name} | {probe['precision_at_5']:.3f} | {probe['baseline']:.3f} | {probe['queries']} |")
+    lines += [
+        "",
+        "## Training time",
+        "",
+        "| Run | features | embedding | SC-NLM | LSTM decoder |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, run_ in results["runs"].items():
+        s = run_["seconds"]
+        cells = [f"{s.get(k, 0):.0f} s" if k in s else "-" for k in ("features", "embedding", "scnlm", "lstm")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Image features are computed once and cached (the first run's figure: {seconds['features']:.0f} s); "
+        f"the world took {results['world']['seconds']:.0f} s to draw (cached too). "
+        f"Whole benchmark: {results['total_seconds']:.0f} s.",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The visual-semantic embedding of Kiros, Salakhutdinov & Zemel (2014), section 3.
+
+    image:     x  = W_I q                  (q: the frozen CNN feature, W_I: a linear map)
+    sentence:  v  = h_T                    (the last hidden state of an LSTM over word vectors)
+    score:     s(x, v) = x . v             (both unit-normalised: cosine)
+    loss:      sum_k max(0, a - s(x, v) + s(x, v_k)) + sum_k max(0, a - s(v, x) + s(v, x_k))
+
+The contrastive v_k are the other sentences of the minibatch, the x_k its other images. The
+"hardest negative" variant (Faghri et al., VSE++) keeps only the largest hinge per row and
+column instead of the sum; both are offered and compared in the results table.
+
+``text_encoder="bow"`` swaps the LSTM for the mean of the word vectors: the linear encoder
+with which the paper shows its multimodal regularities (image(blue car) - "blue" + "red").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass
+class VSEConfig:
+    feature_size: int = 1280  # the backbone's pooled feature
+    vocab_size: int = 0
+    word_size: int = 300
+    embed_size: int = 1024  # the joint space (and the LSTM's hidden size)
+    text_encoder: str = "lstm"  # "lstm" | "bow"
+    margin: float = 0.2
+    max_violation: bool = False  # hardest negative only (VSE++) instead of the sum
+
+
+class ImageEncoder(nn.Module):
+    """CNN feature -> unit vector in the joint space (one linear map, as in the paper)."""
+
+    def __init__(self, config: VSEConfig) -> None:
+        super().__init__()
+        self.proj = nn.Linear(config.feature_size, config.embed_size)
+        # Xavier initialisation as in the paper's released code (scaled to fan in + fan out).
+        r = (6.0 / (config.feature_size + config.embed_size)) ** 0.5
+        nn.init.uniform_(self.proj.weight, -r, r)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.proj(features), dim=-1)
+
+
+class SentenceEncoder(nn.Module):
+    """Word ids -> unit vector: the LSTM's hidden state after the last word (or, for ``bow``,
+    a linear map of the mean word vector)."""
+
+    def __init__(self, config: VSEConfig) -> None:
+        super().__init__()
+        self.kind = config.text_encoder
+        self.embed = nn.Embedding(config.vocab_size, config.word_size, padding_idx=0)
+        nn.init.uniform_(self.embed.weight, -0.1, 0.1)
+        if self.kind == "lstm":
+            self.rnn = nn.LSTM(config.word_size, config.embed_size, batch_first=True)
+        elif self.kind == "bow":
+            self.proj = nn.Linear(config.word_size, config.embed_size, bias=False)
+        else:
+            raise ValueError(f"unknown text encoder {self.kind!r} (lstm or bow)")
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``ids`` [B, T] right-padded with 0, ``mask`` [B, T] 1 on words."""
+        words = self.embed(ids)
+        if self.kind == "bow":
+            m = mask.unsqueeze(-1).to(words.dtype)
+            mean = (words * m).sum(1) / m.sum(1).clamp(min=1.0)
+            return F.normalize(self.proj(mean), dim=-1)
+        states, _ = self.rnn(words)  # padding is on the right: states before it are unaffected
+        last = (mask.sum(1) - 1).clamp(min=0).long()
+        h = states.gather(1, last.view(-1, 1, 1).expand(-1, 1, states.size(-1))).squeeze(1)
+        return F.normalize(h, dim=-1)
+
+
+def ranking_loss(images: torch.Tensor, sentences: torch.Tensor, margin: float, max_violation: bool) -> torch.Tensor:
+    """The pairwise ranking loss in both directions; row i of each is a matching pair.
+
+    Several sentences of one image may share a batch: pairs with the same image are not
+    counted as contrastive (pass the same-image mask through ``images`` identity below).
+    """
+    scores = images @ sentences.t()  # [B, B]
+    positive = scores.diag().view(-1, 1)
+    cost_s = (margin + scores - positive).clamp(min=0)  # image -> contrastive sentences
+    cost_im = (margin + scores - positive.t()).clamp(min=0)  # sentence -> contrastive images
+    same = torch.eye(scores.size(0), dtype=torch.bool, device=scores.device)
+    # Identical image vectors in the batch (two captions of one image) are not contrastive.
+    same |= (images @ images.t()) > 1 - 1e-6
+    cost_s = cost_s.masked_fill(same, 0)
+    cost_im = cost_im.masked_fill(same, 0)
+    if max_violation:
+        return cost_s.max(1)[0].sum() + cost_im.max(0)[0].sum()
+    return cost_s.sum() + cost_im.sum()
+
+
+class VSE(nn.Module):
+    """The joint embedding: both encoders and the loss."""
+
+    def __init__(self, config: VSEConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.image = ImageEncoder(config)
+        self.text = SentenceEncoder(config)
+
+    def forward(self, features: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return ranking_loss(self.image(features), self.text(ids, mask), self.config.margin, self.config.max_violation)
