@@ -565,11 +565,10 @@ def build_parser() -> argparse.ArgumentParser:
     try:  # the packaged app leaves training out
         from engine.training.cli import add_arguments as train_arguments
     except ImportError:
-        train_arguments = None
-    if train_arguments is not None:
-        p = sub.add_parser("train", help="train, evaluate and export the seed models (needs the train extra)")
-        train_arguments(p)
-        p.set_defaults(func=cmd_train)
+        return parser
+    p = sub.add_parser("train", help="train, evaluate and export the seed models (needs the train extra)")
+    train_arguments(p)
+    p.set_defaults(func=cmd_train)
     return parser
 
 
