@@ -141,7 +141,7 @@ def test_exported_bundle_searches_and_captions_through_the_engine_as_in_pytorch(
     folder = test.examples[0].path.parent
     with Library(tmp_path / "library.db", model=str(manifest.root)) as library:
         library.add_root(folder)
-        library.index()
+        library.sync()
         by_name = {e.path.name: row for row, e in enumerate(test.examples)}
         ranks = []
         for sentence, owner in zip(test.sentences, test.owner, strict=True):

@@ -161,6 +161,7 @@ class EncoderDecoderCaptioner:
             self._encoder_output = encoder.get("output", "last_hidden_state")
             # The encoder is the bundle's own image graph: reuse the vectors indexing computed.
             self._same_as_image = bool(encoder.get("same_as_image", False))
+            self.needs_images = not self._same_as_image  # then indexing need not keep the photos
             self.eos_id = int(spec["eos_token_id"])
             self.start_id = int(spec.get("decoder_start_token_id", spec.get("bos_token_id", self.eos_id)))
             self.pad_id = int(spec.get("pad_token_id", self.eos_id))
@@ -298,14 +299,17 @@ class EncoderDecoderCaptioner:
         return self.greedy(states) if k == 1 else self.beam_search(states, k)
 
     def caption(self, images: list[Image.Image], encoded: EncodedImages | None = None) -> list[str]:
-        """One caption per photo. ``encoded`` (the image graph's output for the same photos) is
-        used instead of running the encoder only when the manifest says the encoder *is* the
-        image graph (``same_as_image``)."""
-        if not images:
-            return []
-        if self._same_as_image and encoded is not None and len(encoded.embeddings) == len(images):
-            states = encoded.embeddings
+        """One caption per photo. ``encoded`` (the image graph's outputs for the same photos) is
+        used instead of running the encoder when the manifest says the encoder *is* the image
+        graph (``same_as_image``): its ``output`` is then the image graph's embedding or one of
+        its extra outputs."""
+        if self._same_as_image and encoded is not None:
+            states = encoded.extras.get(self._encoder_output, encoded.embeddings)
+            if not len(states):
+                return []
             tokens = self.greedy(states) if self.num_beams == 1 else self.beam_search(states, self.num_beams)
         else:
+            if not images:
+                return []
             tokens = self.generate(images)
         return [self.decode_tokens(t) for t in tokens]

@@ -33,10 +33,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--images-per-split", type=int, nargs=3, default=(8000, 1000, 1000), metavar=("TRAIN", "VAL", "TEST")
     )
     p.add_argument("--epochs", type=int, default=12, help="embedding epochs (default 12)")
-    p.add_argument("--decoder-epochs", type=int, default=10, help="decoder epochs (default 10)")
+    p.add_argument("--decoder-epochs", type=int, default=4, help="decoder epochs (default 4)")
     p.add_argument("--text-encoder", choices=("lstm", "bow"), default="lstm")
     p.add_argument("--max-violation", action="store_true", help="hardest-negative loss instead of the sum")
-    p.add_argument("--embed-size", type=int, default=1024)
+    p.add_argument("--embed-size", type=int, default=256, help="joint space size (default 256)")
+    p.add_argument(
+        "--pooling",
+        choices=("avg", "grid", "avg+colour", "grid+colour"),
+        default="avg",
+        help="image feature: pooled backbone map, plus quadrants and/or colour shares (default avg)",
+    )
+    p.add_argument(
+        "--decoder-input",
+        choices=("embedding", "features"),
+        default="embedding",
+        help="the LSTM decoder reads the joint-space vector (default) or the image features",
+    )
     p.add_argument("--decoders", default="lstm,scnlm", help="comma-separated: lstm, scnlm (default both)")
     p.add_argument("--backbone", default="efficientnet-lite0", choices=("efficientnet-lite0", "efficientnet-lite2"))
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -68,6 +80,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         examples = load_karpathy(args.karpathy, args.images)
     config = TrainConfig(
         backbone=args.backbone,
+        pooling=args.pooling,
+        decoder_input=args.decoder_input,
         embed_size=args.embed_size,
         text_encoder=args.text_encoder,
         max_violation=args.max_violation,

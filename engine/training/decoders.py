@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from engine.training.vocab import TAGS, Vocabulary
+from engine.training.vse import Standardise
 
 EOS_ID = Vocabulary.eos_id
 
@@ -55,6 +56,7 @@ class LSTMDecoder(nn.Module):
         super().__init__()
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.word_size, padding_idx=0)
+        self.standardise = Standardise(config.content_size)  # identity unless fitted (raw features)
         self.content = nn.Linear(config.content_size, config.word_size)  # C
         self.init_h = nn.Linear(config.content_size, config.hidden_size)
         self.init_c = nn.Linear(config.content_size, config.hidden_size)
@@ -65,6 +67,7 @@ class LSTMDecoder(nn.Module):
     def forward(self, content: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """``content`` [B, D], ``ids`` [B, T] starting with <bos> -> logits [B, T, V]."""
         words = self.drop(self.embed(ids))
+        content = self.standardise(content)
         c = torch.tanh(self.content(content))
         inputs = torch.cat([words, c.unsqueeze(1).expand(-1, ids.size(1), -1)], dim=-1)
         state = (torch.tanh(self.init_h(content)).unsqueeze(0), torch.tanh(self.init_c(content)).unsqueeze(0))

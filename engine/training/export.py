@@ -1,8 +1,9 @@
 """Export the trained seed models as a model bundle the app runs like any other.
 
-    visual.onnx   pixels [N, 3, S, S]                    -> embedding [N, D]   (backbone + W_I)
+    visual.onnx   pixels [N, 3, S, S]                    -> embedding [N, D]   (backbone + W_I),
+                                                            features [N, F]    (what the decoder reads)
     textual.onnx  input_ids, attention_mask [N, T]       -> embedding [N, D]   (LSTM sentence encoder)
-    decoder.onnx  input_ids [N, T], encoder_hidden_states [N, D] -> logits [N, T, V]  (LSTM decoder)
+    decoder.onnx  input_ids [N, T], encoder_hidden_states [N, F] -> logits [N, T, V]  (LSTM decoder)
     tokenizer.json, model.json (preprocessing, SHA-256s, metrics)
 
 The decoder graph maps a whole prefix to next-word logits; the greedy and beam search loops
@@ -30,19 +31,22 @@ from engine.errors import ModelError
 from engine.models.manifest import MANIFEST_NAME, Manifest, load_manifest, write_manifest
 from engine.training.decoders import LSTMDecoder
 from engine.training.features import BACKBONES, Backbone, preprocess_for
-from engine.training.train import Trained, config_json
+from engine.training.train import Trained, config_json, decoder_content, uses_features
 from engine.training.vse import VSE
 
 TOLERANCE = 1e-4
 
 
 class ImageGraph(nn.Module):
+    """pixels -> (joint-space embedding, the backbone features the caption decoder reads)."""
+
     def __init__(self, backbone: Backbone, vse: VSE) -> None:
         super().__init__()
         self.backbone, self.image = backbone, vse.image
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.image(self.backbone(pixels))
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.backbone(pixels)
+        return self.image(features), features
 
 
 class TextGraph(nn.Module):
@@ -63,15 +67,18 @@ class DecoderGraph(nn.Module):
         return self.decoder(encoder_hidden_states, input_ids)
 
 
-def _export(module: nn.Module, example: tuple, path: Path, inputs: list[str], output: str, axes: dict) -> None:
+def _export(module: nn.Module, example: tuple, path: Path, inputs: list[str], outputs: list[str], axes: dict) -> None:
     with warnings.catch_warnings(), torch.no_grad():
+        # Tracing warns about shape checks inside nn.LSTM and constant folding; the check
+        # against PyTorch on fresh inputs below is what tells whether the graph is right.
         warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
             module.eval(),
             example,
             str(path),
             input_names=inputs,
-            output_names=[output],
+            output_names=outputs,
             dynamic_axes=axes,
             opset_version=17,
             dynamo=False,
@@ -81,12 +88,16 @@ def _export(module: nn.Module, example: tuple, path: Path, inputs: list[str], ou
 def _check(module: nn.Module, path: Path, feeds: dict[str, torch.Tensor]) -> float:
     """Largest absolute difference between ONNX Runtime and PyTorch on ``feeds``."""
     with torch.no_grad():
-        expected = module.eval()(*feeds.values()).numpy()
+        out = module.eval()(*feeds.values())
+    expected = [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {k: v.numpy() for k, v in feeds.items()})[0]
-    if got.shape != expected.shape:
-        raise ModelError(f"{path.name}: ONNX output shape {got.shape} differs from PyTorch {expected.shape}")
-    return float(np.abs(got - expected).max())
+    got = session.run(None, {k: v.numpy() for k, v in feeds.items()})
+    worst = 0.0
+    for a, b in zip(got, expected, strict=True):
+        if a.shape != b.shape:
+            raise ModelError(f"{path.name}: ONNX output shape {a.shape} differs from PyTorch {b.shape}")
+        worst = max(worst, float(np.abs(a - b).max()))
+    return worst
 
 
 def _sample_ids(rows: int, length: int, vocab: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,6 +130,9 @@ def export_bundle(
     size = BACKBONES[config.backbone][0]
     vocab_size = len(trained.vocab)
     generator = torch.Generator().manual_seed(1234)
+    # Real decoder inputs (validation images) for tracing and checking the decoder graph.
+    content = torch.from_numpy(decoder_content("lstm", config, vse, trained.splits["val"])[:6])
+    decoder_reads = "features" if uses_features("lstm", config) else "embedding"
 
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
@@ -129,15 +143,15 @@ def export_bundle(
             (torch.randn(2, 3, size, size),),
             staging / "visual.onnx",
             ["pixels"],
-            "embedding",
-            {"pixels": {0: "batch"}, "embedding": {0: "batch"}},
+            ["embedding", "features"],
+            {"pixels": {0: "batch"}, "embedding": {0: "batch"}, "features": {0: "batch"}},
         )
         _export(
             text_graph,
             _sample_ids(2, 7, vocab_size, generator),
             staging / "textual.onnx",
             ["input_ids", "attention_mask"],
-            "embedding",
+            ["embedding"],
             {
                 "input_ids": {0: "batch", 1: "length"},
                 "attention_mask": {0: "batch", 1: "length"},
@@ -148,11 +162,11 @@ def export_bundle(
             decoder_graph,
             (
                 torch.randint(4, vocab_size, (2, 5), generator=generator),
-                nn.functional.normalize(torch.randn(2, config.embed_size), dim=-1),
+                content[:2],
             ),
             staging / "decoder.onnx",
             ["input_ids", "encoder_hidden_states"],
-            "logits",
+            ["logits"],
             {
                 "input_ids": {0: "batch", 1: "length"},
                 "encoder_hidden_states": {0: "batch"},
@@ -170,9 +184,7 @@ def export_bundle(
                 staging / "decoder.onnx",
                 {
                     "input_ids": torch.randint(4, vocab_size, (4, 9), generator=generator),
-                    "encoder_hidden_states": nn.functional.normalize(
-                        torch.randn(4, config.embed_size, generator=generator), dim=-1
-                    ),
+                    "encoder_hidden_states": content[2:6],
                 },
             ),
         }
@@ -205,7 +217,13 @@ def export_bundle(
                 "embedding_size": config.embed_size,
                 "languages": ["en"],
                 "files": {"visual.onnx": {}, "textual.onnx": {}, "decoder.onnx": {}, "tokenizer.json": {}},
-                "image": {"file": "visual.onnx", "input": "pixels", "output": "embedding", "preprocess": preprocess},
+                "image": {
+                    "file": "visual.onnx",
+                    "input": "pixels",
+                    "output": "embedding",
+                    "extra_outputs": ["features"],
+                    "preprocess": preprocess,
+                },
                 "text": {
                     "file": "textual.onnx",
                     "tokenizer": "tokenizer.json",
@@ -220,7 +238,7 @@ def export_bundle(
                     "encoder": {
                         "file": "visual.onnx",
                         "input": "pixels",
-                        "output": "embedding",
+                        "output": decoder_reads,
                         "preprocess": preprocess,
                         "same_as_image": True,
                     },

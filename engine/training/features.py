@@ -46,19 +46,31 @@ def preprocess_for(backbone: str) -> Preprocess:
     return Preprocess(size=size, mean=(127 / 255,) * 3, std=(128 / 255,) * 3, interpolation="bilinear")
 
 
-POOLINGS = ("avg", "grid")
+POOLINGS = ("avg", "grid", "avg+colour", "grid+colour")
+COLOUR_TERMS = 11  # the built-in model's basic colour terms
 
 
 def feature_size(backbone: str, pooling: str) -> int:
-    return BACKBONES[backbone][3] * (5 if pooling == "grid" else 1)
+    size = BACKBONES[backbone][3] * (5 if pooling.startswith("grid") else 1)
+    return size + (5 * COLOUR_TERMS if pooling.endswith("+colour") else 0)
+
+
+def _quadrants(fmap: torch.Tensor) -> list[torch.Tensor]:
+    """Means over the four (overlapping, for odd sizes) quadrants of a map [N, C, H, W]."""
+    h, w = fmap.shape[2], fmap.shape[3]
+    rows = (slice(0, (h + 1) // 2), slice(h // 2, h))
+    cols = (slice(0, (w + 1) // 2), slice(w // 2, w))
+    return [fmap[:, :, r, c].mean(dim=(2, 3)) for r in rows for c in cols]
 
 
 class Backbone(nn.Module):
     """pixels [N, 3, H, W] -> the backbone's pooled last feature map [N, F].
 
     ``avg`` pools over the whole map (F = C). ``grid`` adds the means of the four overlapping
-    quadrants (F = 5 C), so the feature also says *where* things are: which colour belongs
-    to which shape when a photo holds two objects in different places.
+    quadrants (F = 5 C), so the feature also says *where* things are. ``+colour`` appends the
+    share of each basic colour term (the built-in model's pixel colour naming) in the whole
+    photo and in each quadrant: ImageNet features are made to ignore colour, so a classifier
+    on them confuses green with purple and black with white.
     """
 
     def __init__(self, name: str, pooling: str = "avg") -> None:
@@ -74,6 +86,9 @@ class Backbone(nn.Module):
         _, module_name, class_name, _ = BACKBONES[name]
         self.pooling = pooling
         self.features = feature_size(name, pooling)
+        from engine.models.builtin.build import ColourNames
+
+        self.colour_names = ColourNames(BACKBONES[name][0])
         weights = getattr(importlib.import_module(module_name), class_name).get_model_file_path()
         # Lite models use ReLU6; never call set_swish(), which would ruin the features.
         self.net = EfficientNet.from_pretrained(name, weights_path=weights)
@@ -83,17 +98,14 @@ class Backbone(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         fmap = self.net.extract_features(pixels)
-        pooled = fmap.mean(dim=(2, 3))
-        if self.pooling == "avg":
-            return pooled
-        h, w = fmap.shape[2], fmap.shape[3]
-        top, bottom = fmap[:, :, : (h + 1) // 2], fmap[:, :, h // 2 :]
-        quadrants = [
-            part[:, :, :, cols].mean(dim=(2, 3))
-            for part in (top, bottom)
-            for cols in (slice(0, (w + 1) // 2), slice(w // 2, w))
-        ]
-        return torch.cat([pooled, *quadrants], dim=1)
+        parts = [fmap.mean(dim=(2, 3))]
+        if self.pooling.startswith("grid"):
+            parts += _quadrants(fmap)
+        if self.pooling.endswith("+colour"):
+            rgb = torch.clamp(pixels * (128.0 / 255.0) + (127.0 / 255.0), 0.0, 1.0)  # undo (x - 127) / 128
+            masks = self.colour_names.masks(rgb)
+            parts += [masks.mean(dim=(2, 3)), *_quadrants(masks)]
+        return torch.cat(parts, dim=1)
 
 
 def export_backbone(name: str, path: Path, pooling: str = "avg") -> Path:

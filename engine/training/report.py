@@ -26,8 +26,8 @@ def retrieval_table(rows: Mapping[str, Mapping[str, Mapping[str, float]]]) -> st
 def caption_table(rows: Mapping[str, Mapping[str, object]]) -> str:
     """``rows``: "decoder/search" -> caption scores (BLEU-1..4, CIDEr, attribute accuracy)."""
     lines = [
-        "| Decoder | Search | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | CIDEr | Colour and kind right |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| Decoder | Search | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | CIDEr | Colour, kind right | 1 object | 2 objects |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     names = {"lstm": "LSTM decoder", "scnlm": "SC-NLM"}
     for key, scores in rows.items():
@@ -35,6 +35,7 @@ def caption_table(rows: Mapping[str, Mapping[str, object]]) -> str:
         attributes = scores.get("attributes")
         cells = [f"{float(scores[b]):.3f}" for b in ("bleu1", "bleu2", "bleu3", "bleu4")]  # type: ignore[arg-type]
         cells.append(f"{float(scores['cider']):.2f}")  # type: ignore[arg-type]
-        cells.append("n/a" if attributes is None else f"{float(attributes):.3f}")  # type: ignore[arg-type]
+        for value in (attributes, scores.get("attributes_one_object"), scores.get("attributes_two_objects")):
+            cells.append("n/a" if value is None else f"{float(value):.3f}")  # type: ignore[arg-type]
         lines.append(f"| {names.get(decoder, decoder)} | {search} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -135,7 +135,8 @@ class ColourNames(nn.Module):
         weight = torch.exp(-(xs**2 + ys**2) / (2 * 0.5**2))
         self.register_buffer("weight", (weight / weight.sum()).reshape(1, 1, size, size))
 
-    def forward(self, rgb: torch.Tensor) -> torch.Tensor:  # rgb in [0, 1], [N, 3, H, W]
+    def masks(self, rgb: torch.Tensor) -> torch.Tensor:  # rgb in [0, 1], [N, 3, H, W]
+        """One 0/1 map per colour term: which term names each pixel."""
         r, g, b = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
         maxc = torch.maximum(torch.maximum(r, g), b)
         minc = torch.minimum(torch.minimum(r, g), b)
@@ -162,8 +163,10 @@ class ColourNames(nn.Module):
         blue = chroma & (h >= 165) & (h < 255)
         purple = chroma & (h >= 255) & (h < 290)
         masks = [black, white, grey, red, orange, yellow, green, blue, purple, pink, brown]
-        stacked = torch.cat([m.float() for m in masks], dim=1)  # [N, 11, H, W]
-        shares = (stacked * self.weight).sum(dim=(2, 3))
+        return torch.cat([m.float() for m in masks], dim=1)  # [N, 11, H, W]
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:  # rgb in [0, 1], [N, 3, H, W]
+        shares = (self.masks(rgb) * self.weight).sum(dim=(2, 3))
         return shares / torch.clamp(shares.sum(dim=1, keepdim=True), min=1e-6)
 
 
