@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,3 +31,12 @@ def test_random_bytes_only_ever_raise_decode_error(data):
 @given(st.sampled_from([b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"II*\x00", b"MM\x00*", b"BM"]), st.binary())
 def test_known_headers_with_garbage_only_ever_raise_decode_error(header, tail):
     check(header + tail)
+
+
+CORPUS = Path(__file__).parent / "fuzz_corpus"
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.iterdir()), ids=lambda p: p.name)
+def test_inputs_the_fuzzer_once_broke_the_decoder_with(path):
+    """Regression corpus: inputs that once raised something other than DecodeError."""
+    check(path.read_bytes())

@@ -291,10 +291,23 @@ def _raw_preview(raw: object, min_side: int) -> tuple[Image.Image, int] | None:
             return None  # a broken preview: develop the RAW data instead
         image, orientation = decoded.image, decoded.orientation
     else:
-        image, orientation = Image.fromarray(np.ascontiguousarray(thumb.data)).convert("RGB"), 1
+        try:
+            image, orientation = _developed_image(np.asarray(thumb.data)), 1
+        except DecodeError:
+            return None  # a broken preview: develop the RAW data instead
     if min(image.size) < min_side:
         return None
     return image, orientation
+
+
+def _developed_image(developed: np.ndarray) -> Image.Image:
+    """The RGB image of developed RAW data: LibRaw gives one channel for monochrome sensors
+    (and for some damaged files), three otherwise."""
+    if developed.ndim == 3 and developed.shape[2] == 1:
+        developed = developed[:, :, 0]
+    if developed.ndim not in (2, 3) or (developed.ndim == 3 and developed.shape[2] != 3) or developed.dtype != np.uint8:
+        raise DecodeError(f"damaged camera RAW file (developed to an array of shape {developed.shape})")
+    return Image.fromarray(np.ascontiguousarray(developed)).convert("RGB")
 
 
 def _decode_raw(data: bytes, min_side: int) -> DecodedPhoto:
@@ -317,7 +330,7 @@ def _decode_raw(data: bytes, min_side: int) -> DecodedPhoto:
                     picture = picture.transpose(_TRANSPOSE[orientation])
             else:
                 developed = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8, user_flip=0)
-                picture = Image.fromarray(developed).convert("RGB")
+                picture = _developed_image(developed)
                 if orientation in _TRANSPOSE:
                     picture = picture.transpose(_TRANSPOSE[orientation])
     except DecodeError:
