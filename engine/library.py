@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine import paths
-from engine.errors import DecodeError, LibraryError, QueryError, RootError
+from engine.errors import DecodeError, LibraryBusyError, LibraryError, QueryError, RootError
 from engine.ingest import changes
 from engine.ingest.decode import decode_photo, read_photo_file
 from engine.ingest.pipeline import Committed, Indexer, IndexProgress, IndexReport, Job
@@ -30,7 +30,7 @@ from engine.ingest.scan import entry_for, from_db_name, is_hidden, to_db_name, w
 from engine.ingest.watch import ChangeBatch
 from engine.models.builtin import Progress as BuildProgress
 from engine.models.encoders import normalize
-from engine.models.manifest import load_manifest
+from engine.models.manifest import MANIFEST_NAME, load_manifest
 from engine.models.registry import LoadedModel, load_captioner_bundle, load_model, resolve
 from engine.models.runtime import SessionFactory
 from engine.search.index import QUANTIZE_ABOVE, VectorIndex
@@ -169,6 +169,22 @@ class Library:
         self._writer_lock = WriterLock(self.db_path)
         self._identity = FileIdentity(self.db_path)
         self._index_mutex = threading.Lock()
+        if model is not None and self._meta("model") is None:
+            self._adopt(model)
+
+    def _adopt(self, model: str) -> None:
+        """A new library (no model recorded, no photos yet) keeps the model it is first opened
+        with, so `photoseek index DIR --model M` followed by `photoseek search` uses M."""
+        with self._lock:
+            if self._conn.execute("SELECT 1 FROM photos LIMIT 1").fetchone() is not None:
+                return
+        folder = Path(model).expanduser()
+        name = str(folder.resolve()) if (folder / MANIFEST_NAME).is_file() else model
+        try:
+            self._set_meta("model", name)
+        except LibraryBusyError:  # another process writes this library: leave the choice to it
+            return
+        self._model_name = name
 
     # -- lifecycle ---------------------------------------------------------------------------
 

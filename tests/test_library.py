@@ -183,3 +183,27 @@ def test_large_library_path_quantized_index_with_exact_rerank(tmp_path, tiny_bun
         hits = library.search("green").hits
         assert hits[0].photo.path.name == "green.png"
         assert abs(hits[0].score - float(library.search("green", cutoff=-1).hits[0].score)) < 1e-6
+
+
+def test_a_new_library_keeps_the_model_it_was_first_indexed_with(tmp_path, tiny_bundle, rgb_folder):
+    # `photoseek index DIR --model BUNDLE`, then `photoseek search` without --model
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        library.sync()
+    with Library(tmp_path / "lib.sqlite3", device="cpu") as library:
+        assert library.model.manifest.id == "tiny-rgb"
+        assert library.model_name == str(tiny_bundle.resolve())
+        assert library.search("red").hits[0].photo.path.name == "red.jpg"
+
+
+def test_a_model_given_for_one_run_does_not_replace_the_library_model(tmp_path, tiny_bundle, rgb_folder):
+    from tests.tiny_model import make_tiny_bundle
+
+    other = make_tiny_bundle(tmp_path / "other", model_id="tiny-other")
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        library.sync()
+    with open_library(tmp_path, other):
+        pass
+    with Library(tmp_path / "lib.sqlite3", device="cpu") as library:
+        assert library.model_name == str(tiny_bundle.resolve())
