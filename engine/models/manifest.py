@@ -31,6 +31,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -258,3 +262,21 @@ def write_manifest(root: Path, data: dict[str, Any]) -> Manifest:
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     tmp.replace(root / MANIFEST_NAME)
     return load_manifest(root)
+
+
+@contextmanager
+def staged_bundle(target: Path) -> Iterator[Path]:
+    """A fresh folder beside ``target`` to write a bundle into. When the block finishes, the
+    folder replaces ``target`` (so a half-written bundle is never in place); when it raises,
+    the folder is removed and ``target`` is left as it was."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        yield staging
+        staging.chmod(0o755)  # mkdtemp makes it private; the bundle is ordinary user data
+        if target.exists():
+            shutil.rmtree(target)
+        staging.replace(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

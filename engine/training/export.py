@@ -17,20 +17,16 @@ when ONNX Runtime and PyTorch differ by more than 1e-4 anywhere.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-import warnings
 from pathlib import Path
 
-import numpy as np
-import onnxruntime as ort
 import torch
 from torch import nn
 
 from engine.errors import ModelError
-from engine.models.manifest import MANIFEST_NAME, Manifest, load_manifest, write_manifest
+from engine.models.manifest import MANIFEST_NAME, Manifest, load_manifest, staged_bundle, write_manifest
 from engine.training.decoders import LSTMDecoder
 from engine.training.features import BACKBONES, Backbone, preprocess_for
+from engine.training.graphs import export_graph, largest_difference
 from engine.training.train import Trained, config_json, decoder_content, uses_features
 from engine.training.vse import VSE
 
@@ -67,39 +63,6 @@ class DecoderGraph(nn.Module):
         return self.decoder(encoder_hidden_states, input_ids)
 
 
-def _export(module: nn.Module, example: tuple, path: Path, inputs: list[str], outputs: list[str], axes: dict) -> None:
-    with warnings.catch_warnings(), torch.no_grad():
-        # Tracing warns about shape checks inside nn.LSTM and constant folding; the check
-        # against PyTorch on fresh inputs below is what tells whether the graph is right.
-        warnings.simplefilter("ignore", UserWarning)
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(
-            module.eval(),
-            example,
-            str(path),
-            input_names=inputs,
-            output_names=outputs,
-            dynamic_axes=axes,
-            opset_version=17,
-            dynamo=False,
-        )
-
-
-def _check(module: nn.Module, path: Path, feeds: dict[str, torch.Tensor]) -> float:
-    """Largest absolute difference between ONNX Runtime and PyTorch on ``feeds``."""
-    with torch.no_grad():
-        out = module.eval()(*feeds.values())
-    expected = [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {k: v.numpy() for k, v in feeds.items()})
-    worst = 0.0
-    for a, b in zip(got, expected, strict=True):
-        if a.shape != b.shape:
-            raise ModelError(f"{path.name}: ONNX output shape {a.shape} differs from PyTorch {b.shape}")
-        worst = max(worst, float(np.abs(a - b).max()))
-    return worst
-
-
 def _sample_ids(rows: int, length: int, vocab: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     lengths = torch.randint(1, length + 1, (rows,), generator=generator)
     lengths[0] = length
@@ -134,11 +97,9 @@ def export_bundle(
     content = torch.from_numpy(decoder_content("lstm", config, vse, trained.splits["val"])[:6])
     decoder_reads = "features" if uses_features("lstm", config) else "embedding"
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with staged_bundle(target) as staging:
         image_graph, text_graph, decoder_graph = ImageGraph(backbone, vse), TextGraph(vse), DecoderGraph(decoder)
-        _export(
+        export_graph(
             image_graph,
             (torch.randn(2, 3, size, size),),
             staging / "visual.onnx",
@@ -146,7 +107,7 @@ def export_bundle(
             ["embedding", "features"],
             {"pixels": {0: "batch"}, "embedding": {0: "batch"}, "features": {0: "batch"}},
         )
-        _export(
+        export_graph(
             text_graph,
             _sample_ids(2, 7, vocab_size, generator),
             staging / "textual.onnx",
@@ -158,7 +119,7 @@ def export_bundle(
                 "embedding": {0: "batch"},
             },
         )
-        _export(
+        export_graph(
             decoder_graph,
             (
                 torch.randint(4, vocab_size, (2, 5), generator=generator),
@@ -175,11 +136,13 @@ def export_bundle(
         )
         ids, mask = _sample_ids(5, 11, vocab_size, generator)
         diffs = {
-            "visual.onnx": _check(
+            "visual.onnx": largest_difference(
                 image_graph, staging / "visual.onnx", {"pixels": torch.rand(3, 3, size, size) * 2 - 1}
             ),
-            "textual.onnx": _check(text_graph, staging / "textual.onnx", {"input_ids": ids, "attention_mask": mask}),
-            "decoder.onnx": _check(
+            "textual.onnx": largest_difference(
+                text_graph, staging / "textual.onnx", {"input_ids": ids, "attention_mask": mask}
+            ),
+            "decoder.onnx": largest_difference(
                 decoder_graph,
                 staging / "decoder.onnx",
                 {
@@ -203,7 +166,7 @@ def export_bundle(
             "interpolation": spec.interpolation,
         }
         metrics = metrics or {}
-        manifest = write_manifest(
+        write_manifest(
             staging,
             {
                 "id": bundle_id,
@@ -263,12 +226,4 @@ def export_bundle(
             },
         )
         (staging / "training.json").write_text(json.dumps({"history": trained.history}, indent=1) + "\n")
-        staging.chmod(0o755)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.replace(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    del manifest  # parsed from the staging folder; read it back from its final place
     return load_manifest(target)

@@ -28,6 +28,7 @@ from torch import nn
 from engine.errors import DatasetError, ModelError
 from engine.models.manifest import Preprocess
 from engine.models.preprocess import to_tensor
+from engine.training.graphs import export_graph
 
 log = logging.getLogger(__name__)
 
@@ -112,24 +113,18 @@ def export_backbone(name: str, path: Path, pooling: str = "avg") -> Path:
     """The backbone as an ONNX graph (``pixels`` -> ``features``), exported once."""
     if path.is_file():
         return path
-    import warnings
-
     path.parent.mkdir(parents=True, exist_ok=True)
     model = Backbone(name, pooling)
     size = BACKBONES[name][0]
     tmp = path.with_suffix(".tmp")
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore", UserWarning)
-        torch.onnx.export(
-            model,
-            (torch.randn(2, 3, size, size),),
-            str(tmp),
-            input_names=["pixels"],
-            output_names=["features"],
-            dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
+    export_graph(
+        model,
+        (torch.randn(2, 3, size, size),),
+        tmp,
+        ["pixels"],
+        ["features"],
+        {"pixels": {0: "batch"}, "features": {0: "batch"}},
+    )
     tmp.replace(path)
     return path
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -26,7 +25,7 @@ from engine import paths
 from engine.errors import ModelError
 from engine.models.builtin import BUILTIN_ID, BUILTIN_VERSION, Progress
 from engine.models.builtin.concepts import COLOURS, ImageNetClass, load_classes
-from engine.models.manifest import write_manifest
+from engine.models.manifest import staged_bundle, write_manifest
 from engine.models.tokenizer import TextTokenizer
 
 log = logging.getLogger(__name__)
@@ -252,9 +251,7 @@ def build_bundle(target: Path, config: BuiltinConfig | None = None, progress: Pr
     report("exporting the image graph", 0.5)
     model = BuiltinImageModel(backbone, size, class_vecs, colour_vecs, config).eval()
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with staged_bundle(target) as staging:
         diff = _export(model, size, staging / "visual.onnx")
         report("writing the bundle", 0.9)
         shutil.copyfile(encoder.path, staging / "textual.onnx")
@@ -322,13 +319,6 @@ def build_bundle(target: Path, config: BuiltinConfig | None = None, progress: Pr
         data = json.loads(manifest_path.read_text())
         data["build"]["seconds"] = round(time.perf_counter() - started, 1)
         manifest_path.write_text(json.dumps(data, indent=2) + "\n")
-        staging.chmod(0o755)  # mkdtemp makes it private; the bundle is ordinary user data
-        if target.exists():
-            shutil.rmtree(target)
-        staging.replace(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     report("built-in model ready", 1.0)
     log.info("built %s in %.1f s (export diff %.2g)", target, time.perf_counter() - started, diff)
     return target
