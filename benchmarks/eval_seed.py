@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from engine.training.karpathy import load_karpathy  # noqa: E402
 from engine.training.probe import arithmetic_probe  # noqa: E402
 from engine.training.report import caption_table, retrieval_table  # noqa: E402
-from engine.training.train import TrainConfig, Trained, embed, encode_texts, evaluate, run  # noqa: E402
+from engine.training.train import TrainConfig, Trained, embed_images, encode_texts, evaluate, run  # noqa: E402
 from engine.training.world import COLOURS, generate  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "eval_seed.json"
@@ -117,7 +117,7 @@ def probe_with_scale_from_validation(trained: Trained, test_images: np.ndarray) 
         return encode_texts(trained.vse, trained.vocab, texts)
 
     val = trained.splits["val"]
-    val_images, _ = embed(trained.vse, val, trained.config.resolved_device())
+    val_images = embed_images(trained.vse, val, trained.config.resolved_device())
     on_val = {sc: arithmetic_probe(val_images, val.examples, encode, COLOURS, scale=sc) for sc in PROBE_SCALES}
     best = max(PROBE_SCALES, key=lambda sc: on_val[sc]["precision_at_5"])
     test = trained.splits["test"].examples

@@ -90,7 +90,7 @@ class Split:
                 if not words:
                     continue
                 sentences.append(sentence)
-                ids.append([vocab.stoi.get(w, vocab.unk_id) for w in words])
+                ids.append(vocab.ids(words))
                 tags.append([*tagger.ids(words), TAGS.index("<eos>")])
                 owner.append(row)
         return cls(examples, torch.from_numpy(features), sentences, ids, np.asarray(owner, dtype=np.int64), tags)
@@ -115,17 +115,22 @@ def sentence_batches(split: Split, batch_size: int, generator: torch.Generator):
 
 
 @torch.no_grad()
+def embed_images(vse: VSE, split: Split, device: torch.device, batch: int = 512) -> np.ndarray:
+    """Unit image vectors [N, D] of a split."""
+    vse.eval()
+    parts = [vse.image(split.features[i : i + batch].to(device)).cpu() for i in range(0, len(split.features), batch)]
+    return torch.cat(parts).numpy()
+
+
+@torch.no_grad()
 def embed(vse: VSE, split: Split, device: torch.device, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """Unit image vectors [N, D] and sentence vectors [M, D] of a split."""
-    vse.eval()
-    images = torch.cat(
-        [vse.image(split.features[i : i + batch].to(device)).cpu() for i in range(0, len(split.features), batch)]
-    )
+    images = embed_images(vse, split, device, batch)
     sentences = []
     for i in range(0, len(split.ids), batch):
         ids = pad(split.ids[i : i + batch]).to(device)
         sentences.append(vse.text(ids, (ids > 0).long()).cpu())
-    return images.numpy(), torch.cat(sentences).numpy()
+    return images, torch.cat(sentences).numpy()
 
 
 @torch.no_grad()
@@ -205,7 +210,7 @@ def decoder_content(kind: str, config: TrainConfig, vse: VSE, split: Split) -> n
     """What decoder ``kind`` is conditioned on, for every image of ``split``."""
     if uses_features(kind, config):
         return split.features.numpy()
-    return embed(vse, split, config.resolved_device())[0]
+    return embed_images(vse, split, config.resolved_device())
 
 
 def make_decoder(kind: str, config: TrainConfig, vocab: Vocabulary, feature_size: int = 0) -> LSTMDecoder | SCNLM:

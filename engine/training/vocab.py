@@ -43,8 +43,11 @@ class Vocabulary:
 
     pad_id, unk_id, bos_id, eos_id = 0, 1, 2, 3
 
+    def ids(self, words: Iterable[str]) -> list[int]:
+        return [self.stoi.get(w, self.unk_id) for w in words]
+
     def encode(self, sentence: str) -> list[int]:
-        return [self.stoi.get(w, self.unk_id) for w in tokenize(sentence)]
+        return self.ids(tokenize(sentence))
 
     def decode(self, ids: Iterable[int]) -> str:
         words = []
