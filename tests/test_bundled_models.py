@@ -19,7 +19,12 @@ from tests.tiny_model import make_tiny_bundle
 @pytest.fixture
 def no_build(monkeypatch: pytest.MonkeyPatch) -> None:
     """Building the built-in model fails at once (as in a package without torch)."""
+    import engine.models.builtin
+
     monkeypatch.setitem(sys.modules, "engine.models.builtin.build", None)
+    # Once imported (the training code uses its colour naming), the submodule is also an
+    # attribute of its package, which `from engine.models.builtin import build` finds first.
+    monkeypatch.delattr(engine.models.builtin, "build", raising=False)
 
 
 @pytest.fixture
