@@ -3,8 +3,9 @@
     python packaging/build_linux.py [--model-python PYTHON] [--out dist]
 
 Steps: build the built-in model bundle (needs torch, which only the builder needs), run PyInstaller
-on ``packaging/photoseek.spec`` (one folder, one executable, torch and unused Qt pieces left out),
-add ``photoseek-desktop`` as a link to ``photoseek``, strip the libraries (checking that each still
+on ``packaging/photoseek.spec`` (one folder, one executable, torch and unused Qt pieces left out,
+pillow-heif's x265 encoder replaced by a stand-in built with the C++ compiler), add
+``photoseek-desktop`` as a link to ``photoseek``, strip the libraries (checking that each still
 loads), add the desktop entry, the icons rendered from the SVG and the install scripts, check that
 torch is not in the package, and write ``photoseek-VERSION-linux-ARCH.tar.gz`` with its ``.sha256``.
 
@@ -29,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from trim import elf_info
+from trim import X265_STANDIN_SYMBOLS, dynamic_symbols, elf_info
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGING = REPO / "packaging"
@@ -154,6 +155,16 @@ def torch_in_package(folder: Path) -> list[str]:
     return found
 
 
+def x265_in_package(internal: Path) -> str:
+    """Which x265 the package has: "stand-in" (the spec's, which cannot encode), "real" or "none"."""
+    kinds = set()
+    for lib in internal.rglob("libx265*.so*"):
+        if lib.is_file() and not lib.is_symlink():
+            exported = (dynamic_symbols(lib) or (set(), set()))[0]
+            kinds.add("stand-in" if all(X265_STANDIN_SYMBOLS.fullmatch(sym) for sym in exported) else "real")
+    return "real" if "real" in kinds else "stand-in" if kinds else "none"
+
+
 def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
@@ -203,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copy2(REPO / "resources" / "sample_photos" / "LICENSES.md", folder / "SAMPLE_PHOTOS_LICENSES.md")
     (folder / "VERSION").write_text(f"{ver}\n")
 
+    x265 = x265_in_package(folder / "_internal")
+    if x265 == "real":
+        print("note: the package has the real x265 encoder (21 MB; see the spec's x265 line above for why)")
+
     leaked = torch_in_package(folder)
     if leaked:
         raise SystemExit(f"torch is in the package: {leaked[:10]}")
@@ -227,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         "tarball": str(tarball),
         "tarball_bytes": tarball.stat().st_size,
         "sha256": digest,
+        "x265": x265,
         **{k: round(v, 1) for k, v in timings.items()},
         "total_s": round(time.perf_counter() - began, 1),
     }

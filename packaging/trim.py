@@ -1,8 +1,10 @@
 """Trimming the package: read ELF headers, and drop what PyInstaller collected that is never loaded.
 
-Used by ``photoseek.spec`` (dropping from the analysis) and ``build_linux.py`` (stripping). Reads
-only what it needs of 64-bit little-endian ELF files (x86_64, aarch64): the DT_NEEDED names and
-whether a symbol table is still there. No dependency beyond the standard library.
+Used by ``photoseek.spec`` (dropping from the analysis, putting a stand-in in place of x265) and
+``build_linux.py`` (stripping). Reads only what it needs of 64-bit little-endian ELF files (x86_64,
+aarch64): the DT_NEEDED names, whether a symbol table is still there, and the names in the dynamic
+symbol table. No dependency beyond the standard library (building the x265 stand-in needs a C++
+compiler).
 """
 
 from __future__ import annotations
@@ -10,12 +12,18 @@ from __future__ import annotations
 import fnmatch
 import mmap
 import os
+import re
+import shutil
 import struct
-from collections.abc import Iterable
+import subprocess
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
-SHT_SYMTAB, SHT_DYNAMIC, DT_NEEDED = 2, 6, 1
+SHT_SYMTAB, SHT_DYNAMIC, SHT_DYNSYM, SHT_GNU_VERSYM, DT_NEEDED = 2, 6, 11, 0x6FFFFFFF, 1
+STB_LOCAL, SHN_UNDEF, VERSYM_HIDDEN = 0, 0, 0x8000
+T = TypeVar("T")
+Sections = list[tuple[int, int, int, int]]  # (type, offset, size, link) of each section header
 
 
 class ElfInfo(NamedTuple):
@@ -23,10 +31,24 @@ class ElfInfo(NamedTuple):
     has_symtab: bool  # not stripped: a .symtab section is still there
 
 
-def elf_info(path: str | os.PathLike[str]) -> ElfInfo | None:
-    """The DT_NEEDED names of an ELF file and whether it still has a symbol table; None when the
-    file is not ELF. ValueError for an ELF file this cannot read (32-bit, big-endian, no section
-    headers)."""
+def _sections(path: str | os.PathLike[str], m: mmap.mmap, size: int) -> Sections:
+    """(type, offset, size, link) of every section header; ValueError when there are none to read."""
+    (shoff,) = struct.unpack_from("<Q", m, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", m, 0x3A)
+    if not shoff or shnum == 0 or shentsize < 64 or shoff + shnum * shentsize > size:
+        raise ValueError(f"{path}: no readable section headers")
+    sections = []
+    for i in range(shnum):
+        fields = struct.unpack_from("<IIQQQQIIQQ", m, shoff + i * shentsize)
+        sections.append((fields[1], fields[4], fields[5], fields[6]))
+    return sections
+
+
+def _cstring(m: mmap.mmap, at: int) -> str:
+    return m[at : m.find(b"\0", at)].decode("utf-8", "replace")
+
+
+def _read_elf(path: str | os.PathLike[str], read: Callable[[mmap.mmap, int, Sections], T]) -> T | None:
     with open(path, "rb") as f:
         head = f.read(64)
         if head[:4] != b"\x7fELF":
@@ -35,28 +57,56 @@ def elf_info(path: str | os.PathLike[str]) -> ElfInfo | None:
             raise ValueError(f"{path}: not a 64-bit little-endian ELF file")
         size = os.fstat(f.fileno()).st_size
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            (shoff,) = struct.unpack_from("<Q", m, 0x28)
-            shentsize, shnum = struct.unpack_from("<HH", m, 0x3A)
-            if not shoff or shnum == 0 or shentsize < 64 or shoff + shnum * shentsize > size:
-                raise ValueError(f"{path}: no readable section headers")
-            # (type, offset, size, link) of every section header.
-            sections = []
-            for i in range(shnum):
-                fields = struct.unpack_from("<IIQQQQIIQQ", m, shoff + i * shentsize)
-                sections.append((fields[1], fields[4], fields[5], fields[6]))
-            needed: list[str] = []
-            for kind, offset, length, link in sections:
-                if kind != SHT_DYNAMIC or link >= shnum:
+            return read(m, size, _sections(path, m, size))
+
+
+def elf_info(path: str | os.PathLike[str]) -> ElfInfo | None:
+    """The DT_NEEDED names of an ELF file and whether it still has a symbol table; None when the
+    file is not ELF. ValueError for an ELF file this cannot read (32-bit, big-endian, no section
+    headers)."""
+
+    def read(m: mmap.mmap, size: int, sections: Sections) -> ElfInfo:
+        needed: list[str] = []
+        for kind, offset, length, link in sections:
+            if kind != SHT_DYNAMIC or link >= len(sections):
+                continue
+            strtab = sections[link][1]
+            for pos in range(offset, min(offset + length, size) - 15, 16):
+                tag, value = struct.unpack_from("<qQ", m, pos)
+                if tag == 0:
+                    break
+                if tag == DT_NEEDED:
+                    needed.append(_cstring(m, strtab + value))
+        return ElfInfo(needed, any(kind == SHT_SYMTAB for kind, *_ in sections))
+
+    return _read_elf(path, read)
+
+
+def dynamic_symbols(path: str | os.PathLike[str]) -> tuple[set[str], set[str]] | None:
+    """The names an ELF file exports (global and weak symbols it defines, less those of a hidden,
+    non-default version) and the names it needs from other libraries (undefined symbols), from its
+    dynamic symbol table, without versions; None when the file is not ELF. ValueError as for
+    ``elf_info``."""
+
+    def read(m: mmap.mmap, size: int, sections: Sections) -> tuple[set[str], set[str]]:
+        defined: set[str] = set()
+        undefined: set[str] = set()
+        versions = next((offset for kind, offset, _length, _link in sections if kind == SHT_GNU_VERSYM), None)
+        for kind, offset, length, link in sections:
+            if kind != SHT_DYNSYM or link >= len(sections):
+                continue
+            strtab = sections[link][1]
+            for index in range(1, min(length, size - offset) // 24):  # entry 0 is the null symbol
+                name, info, _other, shndx = struct.unpack_from("<IBBH", m, offset + index * 24)
+                if not name or info >> 4 == STB_LOCAL:
                     continue
-                strtab = sections[link][1]
-                for pos in range(offset, min(offset + length, size) - 15, 16):
-                    tag, value = struct.unpack_from("<qQ", m, pos)
-                    if tag == 0:
-                        break
-                    if tag == DT_NEEDED:
-                        end = m.find(b"\0", strtab + value)
-                        needed.append(m[strtab + value : end].decode("utf-8", "replace"))
-            return ElfInfo(needed, any(kind == SHT_SYMTAB for kind, *_ in sections))
+                if shndx == SHN_UNDEF:
+                    undefined.add(_cstring(m, strtab + name))
+                elif versions is None or not struct.unpack_from("<H", m, versions + 2 * index)[0] & VERSYM_HIDDEN:
+                    defined.add(_cstring(m, strtab + name))
+        return defined, undefined
+
+    return _read_elf(path, read)
 
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:
@@ -96,3 +146,104 @@ def prune_toc(
 
     gone = sorted(removed | {dest for dest, src, kind in binaries if kind == "SYMLINK" and src in removed})
     return [e for e in binaries if keep(e)], [e for e in datas if keep(e)], gone
+
+
+# x265 is pillow-heif's HEVC encoder; libheif links to it at load time for its encoder plugin, so it
+# cannot simply be left out. What libheif may take from x265 for a stand-in to be enough: the
+# entry point that hands out the encoder's API (``x265_api_get_<build>``), the clean-up it calls
+# when it unloads its plugins, and ``std::ios_base_library_init``, which x265 exports from the
+# newer C++ runtime it was built with and the bundled libstdc++ lacks.
+X265_STANDIN_SYMBOLS = re.compile(r"x265_api_get_\d+|x265_cleanup|_ZSt21ios_base_library_initv")
+_X265_STANDIN_SOURCE = """\
+// Stand-in for x265, the HEVC encoder that libheif links to: Photoseek only decodes HEIC (libde265
+// does that). Only libheif's encoder plugin calls x265; asked for the encoder's API it gets none
+// and refuses to encode ("Bit depth not supported by x265").
+#include <ios>
+
+extern "C" {
+%s}
+
+// As in libstdc++ (GCC 13 and later): an empty function whose only use is to be linked to, so that
+// the standard streams are set up before the library that refers to it starts.
+namespace std {
+void ios_base_library_init() {}
+}
+static std::ios_base::Init standard_streams;
+"""
+_X265_STANDIN_C = {
+    "x265_cleanup": "void x265_cleanup(void) {}\n",
+    "x265_api_get": "const void *%s(int bit_depth) { (void)bit_depth; return 0; }\n",
+}
+
+
+def _symbols(path: str | os.PathLike[str]) -> tuple[set[str], set[str]]:
+    return dynamic_symbols(path) or (set(), set())
+
+
+def stub_x265(
+    binaries: list[tuple[str, str, str]], work: str | os.PathLike[str]
+) -> tuple[list[tuple[str, str, str]], str]:
+    """Put a stand-in built in ``work`` in the place of x265 (``libx265*.so*``, 21 MB) in PyInstaller's
+    binaries TOC: the same name, exporting what the libraries linking to it take from it, none of
+    which encodes. Only when, of what x265 exports, those libraries use nothing but what
+    ``X265_STANDIN_SYMBOLS`` matches and what the other libraries they link to (in the TOC) also
+    export, a C++ compiler is there, and the stand-in it built exports all of it; otherwise x265
+    stays. Returns the TOC and a line saying what was done."""
+    by_name: dict[str, str] = {Path(dest).name: src for dest, src, kind in binaries if kind != "SYMLINK"}
+    by_dest = {dest: src for dest, src, kind in binaries if kind != "SYMLINK"}
+    by_name.update(
+        {Path(dest).name: by_dest[src] for dest, src, kind in binaries if kind == "SYMLINK" and src in by_dest}
+    )
+    found = sorted({src for name, src in by_name.items() if fnmatch.fnmatch(name, "libx265*.so*")})
+    if not found:
+        return binaries, "no x265 in the package"
+    compiler = shutil.which("c++") or shutil.which("g++")
+    if not compiler:
+        return binaries, "x265 kept: no C++ compiler (c++) to build its stand-in"
+    replace: dict[str, str] = {}
+    try:
+        needs = {src: (elf_info(src) or ElfInfo([], False)).needed for src in set(by_name.values())}
+
+        def linked(lib: str, skip: str) -> set[str]:
+            """Every library in the TOC that ``lib`` links to, directly or not, except ``skip``."""
+            seen: set[str] = set()
+            todo = [lib]
+            while todo:
+                for name in needs[todo.pop()]:
+                    dep = by_name.get(name)
+                    if dep and dep != skip and dep not in seen:
+                        seen.add(dep)
+                        todo.append(dep)
+            return seen
+
+        for src in found:
+            name = next(n for n, s in by_name.items() if s == src and fnmatch.fnmatch(n, "libx265*.so*"))
+            exported = _symbols(src)[0]
+            users = [lib for lib, needed in needs.items() if name in needed]
+            if not users:
+                return binaries, f"x265 kept: nothing links to {name}"
+            wanted: set[str] = set()
+            for lib in users:
+                elsewhere = set().union(*(_symbols(dep)[0] for dep in linked(lib, skip=src)))
+                wanted |= (_symbols(lib)[1] & exported) - elsewhere
+            unknown = sorted(sym for sym in wanted if not X265_STANDIN_SYMBOLS.fullmatch(sym))
+            if unknown:
+                return binaries, f"x265 kept: {name} is used for {', '.join(unknown[:5])}"
+            folder = Path(work)
+            folder.mkdir(parents=True, exist_ok=True)
+            source, target = folder / "x265-standin.cc", folder / name
+            functions = [_X265_STANDIN_C.get(sym, _X265_STANDIN_C["x265_api_get"] % sym) for sym in sorted(wanted)
+                         if sym.startswith("x265_")]  # fmt: skip
+            source.write_text(_X265_STANDIN_SOURCE % "".join(functions))
+            proc = subprocess.run(
+                [compiler, "-shared", "-fPIC", "-O2", "-s", f"-Wl,-soname,{name}", "-o", str(target), str(source)],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            if proc.returncode or not wanted <= _symbols(target)[0]:
+                return binaries, f"x265 kept: building its stand-in failed: {proc.stderr.strip()[-300:]}"
+            replace[src] = str(target)
+    except ValueError as exc:
+        return binaries, f"x265 kept: {exc}"
+    toc = [(dest, src if kind == "SYMLINK" else replace.get(src, src), kind) for dest, src, kind in binaries]
+    saved = sum(os.path.getsize(src) - os.path.getsize(new) for src, new in replace.items())
+    return toc, f"x265 replaced by a stand-in that cannot encode ({saved / 1e6:.1f} MB less)"

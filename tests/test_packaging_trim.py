@@ -95,3 +95,116 @@ def test_prune_keeps_every_candidate_when_a_library_cannot_be_read(monkeypatch: 
     kept, _datas, gone = trim.prune_toc(binaries, [], ["plugin.so"], ["libonly.so.*"])
     assert kept == [("libonly.so.1", "src/libonly.so.1", "BINARY")]
     assert gone == ["plugin.so"]
+
+
+def _nm_dynamic(path: Path) -> tuple[set[str], set[str]]:
+    """(defined, undefined) as ``nm -D`` lists them, without versions; a name with a hidden version
+    (``name@VERSION``, not ``name@@VERSION``) is not exported."""
+    out = subprocess.run(["nm", "-D", str(path)], capture_output=True, text=True, check=True).stdout
+    defined, undefined = set(), set()
+    for line in out.splitlines():
+        fields = line.split()
+        name = fields[-1]
+        if len(fields) == 2:  # no address: undefined (U, or w for weak)
+            undefined.add(name.split("@")[0])
+        elif "@" not in name or "@@" in name:
+            defined.add(name.split("@")[0])
+    return defined, undefined
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF is the Linux format")
+def test_dynamic_symbols_agree_with_nm():
+    if not shutil.which("nm"):
+        pytest.skip("nm is not installed")
+    import ctypes.util
+
+    libraries = [_some_extension_module(), Path(sys.executable).resolve()]
+    for name in ("stdc++", "m"):
+        found = ctypes.util.find_library(name)
+        if found:
+            candidates = [Path(p) / found for p in ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib64")]
+            libraries += [p for p in candidates if p.is_file()][:1]
+    for path in libraries:
+        assert trim.dynamic_symbols(path) == _nm_dynamic(path), path
+
+
+def _cc(tmp_path: Path, name: str, source: str, *link: str) -> Path:
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if not compiler or not shutil.which("c++"):
+        pytest.skip("no C and C++ compilers")
+    (tmp_path / f"{name}.c").write_text(source)
+    out = tmp_path / name
+    subprocess.run(
+        [compiler, "-shared", "-fPIC", f"-Wl,-soname,{name}", "-o", str(out), str(tmp_path / f"{name}.c"),
+         f"-L{tmp_path}", "-Wl,-rpath,$ORIGIN", *link],
+        check=True,
+    )  # fmt: skip
+    return out
+
+
+def _fake_x265(tmp_path: Path) -> Path:
+    return _cc(
+        tmp_path,
+        "libx265-fake.so.217",
+        "const void *x265_api_get_217(int d) { static int api; return &api; }\n"
+        "void x265_cleanup(void) {}\n"
+        "void *x265_encoder_open_217(void *p) { return p; }\n",
+    )
+
+
+def _can_encode(heif: Path) -> str:
+    """Load the fake libheif in a fresh process (one process keeps the first library of a name it
+    loads), binding every symbol at once as Python does, and ask it whether it has an encoder."""
+    code = "import ctypes, os, sys; print(ctypes.CDLL(sys.argv[1], mode=os.RTLD_NOW).can_encode())"
+    return subprocess.run(
+        [sys.executable, "-c", code, str(heif)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF is the Linux format")
+def test_stub_x265_replaces_x265_when_only_its_api_entry_point_is_used(tmp_path: Path):
+    x265 = _fake_x265(tmp_path)
+    heif = _cc(
+        tmp_path,
+        "libheif-fake.so.1",
+        "const void *x265_api_get_217(int);\nvoid x265_cleanup(void);\n"
+        "int can_encode(void) { return x265_api_get_217(8) != 0; }\nvoid unload(void) { x265_cleanup(); }\n",
+        "-l:libx265-fake.so.217",
+    )
+    assert _can_encode(heif) == "1"
+    binaries = [
+        ("fake.libs/libx265-fake.so.217", str(x265), "BINARY"),
+        ("fake.libs/libheif-fake.so.1", str(heif), "BINARY"),
+        ("libx265-fake.so.217", "fake.libs/libx265-fake.so.217", "SYMLINK"),
+    ]
+    toc, note = trim.stub_x265(binaries, tmp_path / "work")
+    standin = tmp_path / "work" / "libx265-fake.so.217"
+    assert "replaced" in note, note
+    assert toc == [(binaries[0][0], str(standin), "BINARY"), binaries[1], binaries[2]]
+    exported = trim.dynamic_symbols(standin)[0]
+    assert {"x265_api_get_217", "x265_cleanup"} <= exported and "x265_encoder_open_217" not in exported
+    assert trim.elf_info(standin).needed[:1] == ["libstdc++.so.6"]
+    # The fake libheif, put beside the stand-in, loads and is told there is no encoder.
+    packaged = tmp_path / "packaged"
+    packaged.mkdir()
+    shutil.copy2(standin, packaged / standin.name)
+    shutil.copy2(heif, packaged / heif.name)
+    assert _can_encode(packaged / heif.name) == "0"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF is the Linux format")
+def test_stub_x265_keeps_x265_when_more_of_it_is_used(tmp_path: Path):
+    x265 = _fake_x265(tmp_path)
+    heif = _cc(
+        tmp_path,
+        "libheif-fake.so.1",
+        "void *x265_encoder_open_217(void *);\nvoid *encode(void *p) { return x265_encoder_open_217(p); }\n",
+        "-l:libx265-fake.so.217",
+    )
+    binaries = [("libx265-fake.so.217", str(x265), "BINARY"), ("libheif-fake.so.1", str(heif), "BINARY")]
+    toc, note = trim.stub_x265(binaries, tmp_path / "work")
+    assert toc == binaries
+    assert note == "x265 kept: libx265-fake.so.217 is used for x265_encoder_open_217"
+    unused = [("libx265-fake.so.217", str(x265), "BINARY")]
+    assert trim.stub_x265(unused, tmp_path / "work") == (unused, "x265 kept: nothing links to libx265-fake.so.217")
+    assert trim.stub_x265(binaries[1:], tmp_path / "work") == (binaries[1:], "no x265 in the package")
