@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from engine.training.features import compute_features  # noqa: E402
 from engine.training.karpathy import load_karpathy  # noqa: E402
+from engine.training.options import POOLINGS  # noqa: E402
 from engine.training.world import COLOURS, KINDS, SIZES, generate  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "probe_features.json"
@@ -66,7 +67,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "photoseek-eval-seed")
     parser.add_argument("--images-per-split", type=int, nargs=3, default=(8000, 1000, 1000))
-    parser.add_argument("--pooling", nargs="+", default=["avg", "grid+colour"])
+    # Pooled vectors only: the "regions" map needs a region encoder, not a classifier on a vector.
+    parser.add_argument(
+        "--pooling", nargs="+", default=["avg", "grid+colour"], choices=[p for p in POOLINGS if p != "regions"]
+    )
     args = parser.parse_args()
     n_train, n_val, n_test = args.images_per_split
     examples = load_karpathy(generate(args.work / "world", n_train=n_train, n_val=n_val, n_test=n_test))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine import paths
+from engine.training.options import POOLINGS
 
 if TYPE_CHECKING:
     from engine.training.train import Trained
@@ -32,22 +33,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--images-per-split", type=int, nargs=3, default=(8000, 1000, 1000), metavar=("TRAIN", "VAL", "TEST")
     )
-    p.add_argument("--epochs", type=int, default=12, help="embedding epochs (default 12)")
-    p.add_argument("--decoder-epochs", type=int, default=4, help="decoder epochs (default 4)")
+    p.add_argument("--epochs", type=int, default=6, help="embedding epochs (default 6)")
+    p.add_argument("--decoder-epochs", type=int, default=6, help="decoder epochs (default 6)")
     p.add_argument("--text-encoder", choices=("lstm", "bow"), default="lstm")
     p.add_argument("--max-violation", action="store_true", help="hardest-negative loss instead of the sum")
     p.add_argument("--embed-size", type=int, default=256, help="joint space size (default 256)")
     p.add_argument(
         "--pooling",
-        choices=("avg", "grid", "avg+colour", "grid+colour"),
-        default="avg",
-        help="image feature: pooled backbone map, plus quadrants and/or colour shares (default avg)",
+        choices=POOLINGS,
+        default="regions",
+        help="image feature: the backbone's stride-16 map read by a trained region encoder (default "
+        "regions), or its pooled last map (avg: the paper's), plus quadrants and/or colour shares",
     )
     p.add_argument(
         "--decoder-input",
         choices=("embedding", "features"),
-        default="embedding",
-        help="the LSTM decoder reads the joint-space vector (default) or the image features",
+        default="features",
+        help="the LSTM decoder reads the image features (default; attention over regions) or the joint-space vector",
     )
     p.add_argument("--decoders", default="lstm,scnlm", help="comma-separated: lstm, scnlm (default both)")
     p.add_argument("--backbone", default="efficientnet-lite0", choices=("efficientnet-lite0", "efficientnet-lite2"))

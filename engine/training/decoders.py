@@ -17,7 +17,13 @@
 2. ``LSTMDecoder`` — the modern stand-in: an LSTM whose input at every step is the previous
    word's vector concatenated with v, and whose initial state is a function of v. It is the
    decoder the app exports (its ONNX graph maps a prefix to next-word logits; the greedy and
-   beam search loops run in NumPy in the engine).
+   beam search loops run in NumPy in the engine). It may instead read the image features
+   (``decoder_input="features"``, as in Show and Tell). For a feature map it then has its
+   own region encoder, trained by the captioning loss, and *attends* over the regions: at
+   every step the LSTM's state picks the regions it is talking about (Luong et al. 2015,
+   attention on top of the LSTM, so all steps still run at once and export as one graph).
+   Naming "a red star and a blue ring" needs to know that the red thing is the star; a
+   pooled vector does not keep that, the regions do.
 
 Both decode with :func:`greedy` and :func:`beam_search` below (length-normalised beam scores).
 """
@@ -32,7 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from engine.training.vocab import TAGS, Vocabulary
-from engine.training.vse import Standardise
+from engine.training.vse import RegionEncoder, Standardise
 
 EOS_ID = Vocabulary.eos_id
 
@@ -40,7 +46,8 @@ EOS_ID = Vocabulary.eos_id
 @dataclass
 class DecoderConfig:
     vocab_size: int = 0
-    content_size: int = 1024
+    content_size: int = 1024  # (a feature map's channels when region_size > 0)
+    region_size: int = 0  # > 0: the content is a feature map, read by a region encoder
     word_size: int = 256
     hidden_size: int = 512  # LSTM state; SC-NLM representation size
     dropout: float = 0.2
@@ -57,21 +64,41 @@ class LSTMDecoder(nn.Module):
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.word_size, padding_idx=0)
         self.standardise = Standardise(config.content_size)  # identity unless fitted (raw features)
-        self.content = nn.Linear(config.content_size, config.word_size)  # C
-        self.init_h = nn.Linear(config.content_size, config.hidden_size)
-        self.init_c = nn.Linear(config.content_size, config.hidden_size)
+        self.regions = RegionEncoder(config.content_size, config.region_size) if config.region_size else None
+        size = 2 * config.region_size if config.region_size else config.content_size
+        self.content = nn.Linear(size, config.word_size)  # C
+        self.init_h = nn.Linear(size, config.hidden_size)
+        self.init_c = nn.Linear(size, config.hidden_size)
         self.rnn = nn.LSTM(2 * config.word_size, config.hidden_size, batch_first=True)
+        if config.region_size:  # attention over the regions
+            self.query = nn.Linear(config.hidden_size, config.region_size, bias=False)
+            self.combine = nn.Linear(config.hidden_size + config.region_size, config.hidden_size)
         self.drop = nn.Dropout(config.dropout)
         self.out = nn.Linear(config.hidden_size, config.vocab_size)
 
+    def read(self, content: torch.Tensor) -> torch.Tensor:
+        """What the decoder is conditioned on, from the raw content: the joint-space vector as
+        it is, standardised features [B, F], or a feature map as region vectors [B, cells, R].
+        Done once per image (in the exported bundle, by the image graph), not at every step."""
+        x = self.standardise(content.float())
+        if self.regions is None:
+            return x
+        return self.regions.cells(x).flatten(2).transpose(1, 2)
+
     def forward(self, content: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """``content`` [B, D], ``ids`` [B, T] starting with <bos> -> logits [B, T, V]."""
+        """``content`` from :meth:`read`, ``ids`` [B, T] starting with <bos> -> logits [B, T, V]."""
         words = self.drop(self.embed(ids))
-        content = self.standardise(content)
+        cells = content if content.dim() == 3 else None
+        if cells is not None:  # the whole picture: mean and maximum over the regions
+            content = torch.cat([cells.mean(dim=1), cells.amax(dim=1)], dim=1)
         c = torch.tanh(self.content(content))
         inputs = torch.cat([words, c.unsqueeze(1).expand(-1, ids.size(1), -1)], dim=-1)
         state = (torch.tanh(self.init_h(content)).unsqueeze(0), torch.tanh(self.init_c(content)).unsqueeze(0))
         hidden, _ = self.rnn(inputs, state)
+        if cells is not None:  # each step reads the regions its state asks for
+            scores = self.query(hidden) @ cells.transpose(1, 2) / cells.size(-1) ** 0.5  # [B, T, cells]
+            context = torch.softmax(scores, dim=-1) @ cells  # [B, T, R]
+            hidden = torch.tanh(self.combine(torch.cat([hidden, context], dim=-1)))
         return self.out(self.drop(hidden))
 
     def next_logits(self, content: torch.Tensor, prefix: torch.Tensor, position: int) -> torch.Tensor:

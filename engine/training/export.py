@@ -1,9 +1,10 @@
 """Export the trained seed models as a model bundle the app runs like any other.
 
-    visual.onnx   pixels [N, 3, S, S]                    -> embedding [N, D]   (backbone + W_I),
-                                                            features [N, F]    (what the decoder reads)
+    visual.onnx   pixels [N, 3, S, S]                    -> embedding [N, D]   (backbone + image encoder),
+                                                            features           (what the decoder reads:
+                                                            [N, F], or region vectors [N, cells, R])
     textual.onnx  input_ids, attention_mask [N, T]       -> embedding [N, D]   (LSTM sentence encoder)
-    decoder.onnx  input_ids [N, T], encoder_hidden_states [N, F] -> logits [N, T, V]  (LSTM decoder)
+    decoder.onnx  input_ids [N, T], encoder_hidden_states -> logits [N, T, V]  (LSTM decoder)
     tokenizer.json, model.json (preprocessing, SHA-256s, metrics)
 
 The decoder graph maps a whole prefix to next-word logits; the greedy and beam search loops
@@ -34,15 +35,20 @@ TOLERANCE = 1e-4
 
 
 class ImageGraph(nn.Module):
-    """pixels -> (joint-space embedding, the backbone features the caption decoder reads)."""
+    """pixels -> (joint-space embedding, what the caption decoder reads when it reads the
+    image features: :meth:`LSTMDecoder.read` of them, e.g. its region encoder's output)."""
 
-    def __init__(self, backbone: Backbone, vse: VSE) -> None:
+    def __init__(self, backbone: Backbone, vse: VSE, decoder: LSTMDecoder, decoder_reads_features: bool) -> None:
         super().__init__()
-        self.backbone, self.image = backbone, vse.image
+        self.backbone, self.image, self.decoder = backbone, vse.image, decoder
+        self.decoder_reads_features = decoder_reads_features
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.backbone(pixels)
-        return self.image(features), features
+        embedding = self.image(features)
+        if self.decoder_reads_features:
+            return embedding, self.decoder.read(features)
+        return embedding, self.image.pooled(features)
 
 
 class TextGraph(nn.Module):
@@ -94,11 +100,13 @@ def export_bundle(
     vocab_size = len(trained.vocab)
     generator = torch.Generator().manual_seed(1234)
     # Real decoder inputs (validation images) for tracing and checking the decoder graph.
-    content = torch.from_numpy(decoder_content("lstm", config, vse, trained.splits["val"])[:6])
+    with torch.no_grad():
+        content = decoder.read(torch.from_numpy(decoder_content("lstm", config, vse, trained.splits["val"])[:6]))
     decoder_reads = "features" if uses_features("lstm", config) else "embedding"
 
     with staged_bundle(target) as staging:
-        image_graph, text_graph, decoder_graph = ImageGraph(backbone, vse), TextGraph(vse), DecoderGraph(decoder)
+        image_graph = ImageGraph(backbone, vse, decoder, decoder_reads == "features")
+        text_graph, decoder_graph = TextGraph(vse), DecoderGraph(decoder)
         export_graph(
             image_graph,
             (torch.randn(2, 3, size, size),),

@@ -24,11 +24,13 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
+from torch.nn import functional as F
 
 from engine.errors import DatasetError, ModelError
 from engine.models.manifest import Preprocess
 from engine.models.preprocess import to_tensor
 from engine.training.graphs import export_graph
+from engine.training.options import POOLINGS
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +49,16 @@ def preprocess_for(backbone: str) -> Preprocess:
     return Preprocess(size=size, mean=(127 / 255,) * 3, std=(128 / 255,) * 3, interpolation="bilinear")
 
 
-POOLINGS = ("avg", "grid", "avg+colour", "grid+colour")
 COLOUR_TERMS = 11  # the built-in model's basic colour terms
+#: ``regions``: the backbone is cut after its last stride-16 block (EfficientNet-Lite0: 112
+#: channels at 14 x 14); each cell of that map also gets its mean red, green and blue.
+REGION_STRIDE = 16
 
 
 def feature_size(backbone: str, pooling: str) -> int:
+    """Length of a pooled feature vector (``regions`` gives a map, not a vector: 0)."""
+    if pooling == "regions":
+        return 0
     size = BACKBONES[backbone][3] * (5 if pooling.startswith("grid") else 1)
     return size + (5 * COLOUR_TERMS if pooling.endswith("+colour") else 0)
 
@@ -65,13 +72,18 @@ def _quadrants(fmap: torch.Tensor) -> list[torch.Tensor]:
 
 
 class Backbone(nn.Module):
-    """pixels [N, 3, H, W] -> the backbone's pooled last feature map [N, F].
+    """pixels [N, 3, H, W] -> the backbone's pooled last feature map [N, F], or for
+    ``regions`` its stride-16 map with each cell's mean colour [N, C, H/16, W/16].
 
     ``avg`` pools over the whole map (F = C). ``grid`` adds the means of the four overlapping
     quadrants (F = 5 C), so the feature also says *where* things are. ``+colour`` appends the
     share of each basic colour term (the built-in model's pixel colour naming) in the whole
     photo and in each quadrant: ImageNet features are made to ignore colour, so a classifier
     on them confuses green with purple and black with white.
+
+    ``regions`` keeps *where* each thing is and its colour together: pooled features cannot
+    say which of two shapes is red (docs/training.md), the map's cells can. A small trained
+    region encoder (:class:`engine.training.vse.RegionEncoder`) reads it.
     """
 
     def __init__(self, name: str, pooling: str = "avg") -> None:
@@ -96,8 +108,23 @@ class Backbone(nn.Module):
         self.net.eval()
         for p in self.parameters():
             p.requires_grad_(False)
+        self.cut = len(self.net._blocks)
+        if pooling == "regions":  # after the last block whose output has stride 16
+            strides = [getattr(b._depthwise_conv, "stride", (1, 1))[0] for b in self.net._blocks]
+            total, self.cut = 2, 0  # the stem has stride 2
+            for index, stride in enumerate(strides):
+                total *= stride
+                if total <= REGION_STRIDE:
+                    self.cut = index + 1
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "regions":
+            x = self.net._swish(self.net._bn0(self.net._conv_stem(pixels)))
+            for block in self.net._blocks[: self.cut]:
+                x = block(x)
+            rgb = pixels * (128.0 / 255.0) + (127.0 / 255.0)  # undo (x - 127) / 128: 0..1
+            cells = F.avg_pool2d(rgb, REGION_STRIDE, REGION_STRIDE, ceil_mode=True)
+            return torch.cat([x, cells], dim=1)
         fmap = self.net.extract_features(pixels)
         parts = [fmap.mean(dim=(2, 3))]
         if self.pooling.startswith("grid"):
@@ -157,7 +184,8 @@ def compute_features(
     threads: int | None = None,
     progress: Progress | None = None,
 ) -> np.ndarray:
-    """Backbone features [len(paths), F] (float32), from the cache when the images are unchanged."""
+    """Backbone features [len(paths), F] (float32; ``regions``: [len(paths), C, H, W] float16),
+    from the cache when the images are unchanged."""
     import onnxruntime as ort
 
     spec = preprocess_for(backbone)
@@ -179,7 +207,9 @@ def compute_features(
     if torch.cuda.is_available() and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
     session = ort.InferenceSession(str(graph), options, providers=providers)
-    out = np.zeros((len(paths), feature_size(backbone, pooling)), dtype=np.float32)
+    # Region maps are 17 times larger than pooled vectors: half precision holds them.
+    dtype = np.float16 if pooling == "regions" else np.float32
+    out: np.ndarray | None = None  # its shape comes from the first batch
     started = time.perf_counter()
 
     def prepare(start: int) -> np.ndarray:
@@ -188,11 +218,16 @@ def compute_features(
     starts = list(range(0, len(paths), batch_size))
     with ThreadPoolExecutor(max_workers=1) as pool:  # decode the next batch while this one runs
         for start, batch in zip(starts, pool.map(prepare, starts), strict=True):
-            out[start : start + len(batch)] = session.run(["features"], {"pixels": batch})[0]
+            result = session.run(["features"], {"pixels": batch})[0]
+            if out is None:
+                out = np.zeros((len(paths), *result.shape[1:]), dtype=dtype)
+            out[start : start + len(batch)] = result
             if progress:
                 done = start + len(batch)
                 rate = done / max(time.perf_counter() - started, 1e-9)
                 progress(f"image features {done}/{len(paths)} ({rate:.0f}/s)", done / len(paths))
+    if out is None:
+        raise DatasetError("no training images to compute features of")
     tmp = cached.with_suffix(".tmp.npy")
     np.save(tmp, out)
     tmp.replace(cached)

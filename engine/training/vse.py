@@ -9,6 +9,12 @@ The contrastive v_k are the other sentences of the minibatch, the x_k its other 
 "hardest negative" variant (Faghri et al., VSE++) keeps only the largest hinge per row and
 column instead of the sum; both are offered and compared in the results table.
 
+``region_size > 0`` replaces the linear map of a pooled feature by a small region encoder over
+the backbone's feature map (``pooling="regions"``): every cell of the map is embedded by the
+same two-layer network, and the cells' mean and maximum are mapped linearly into the joint
+space. This is the region level of Niu et al. (2017) with the regions a fixed grid; it is what
+lets the embedding say *which* shape is red (docs/training.md).
+
 ``text_encoder="bow"`` swaps the LSTM for the mean of the word vectors: the linear encoder
 with which the paper shows its multimodal regularities (image(blue car) - "blue" + "red").
 """
@@ -24,7 +30,8 @@ from torch.nn import functional as F
 
 @dataclass
 class VSEConfig:
-    feature_size: int = 1280  # the backbone's pooled feature
+    feature_size: int = 1280  # the backbone's pooled feature (regions: the map's channels)
+    region_size: int = 0  # > 0: a region encoder of this width over a feature map
     vocab_size: int = 0
     word_size: int = 300
     embed_size: int = 1024  # the joint space (and the LSTM's hidden size)
@@ -47,28 +54,63 @@ class Standardise(nn.Module):
         self.register_buffer("mean", torch.zeros(size))
         self.register_buffer("std", torch.ones(size))
 
-    def fit(self, x: torch.Tensor) -> None:
-        self.mean.copy_(x.mean(0))
-        self.std.copy_(x.std(0).clamp(min=1e-3))
+    def fit(self, x: torch.Tensor, batch: int = 1024) -> None:
+        """Per-feature statistics of ``x`` [N, F], or per-channel ones of maps [N, C, H, W]."""
+        dims = (0, 2, 3) if x.dim() == 4 else (0,)
+        total = torch.zeros(x.size(1), dtype=torch.float64)
+        squares = torch.zeros_like(total)
+        for i in range(0, len(x), batch):  # in slices: maps may be stored in half precision
+            part = x[i : i + batch].double()
+            total += part.sum(dims)
+            squares += (part * part).sum(dims)
+        n = x.numel() / x.size(1)
+        mean = total / n
+        std = (squares / n - mean * mean).clamp(min=0).sqrt()
+        self.mean.copy_(mean.float())
+        self.std.copy_(std.float().clamp(min=1e-3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            return (x - self.mean.view(1, -1, 1, 1)) / self.std.view(1, -1, 1, 1)
         return (x - self.mean) / self.std
 
 
+class RegionEncoder(nn.Module):
+    """Feature map [N, C, H, W] -> [N, 2 R]: each cell through two 1x1 layers (a shared
+    per-region network), then the mean and the maximum over the cells. The maximum keeps a
+    small object's region from being averaged away."""
+
+    def __init__(self, channels: int, width: int) -> None:
+        super().__init__()
+        self.cells = nn.Sequential(nn.Conv2d(channels, width, 1), nn.ReLU(), nn.Conv2d(width, width, 1), nn.ReLU())
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        h = self.cells(fmap)
+        return torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
+
+
 class ImageEncoder(nn.Module):
-    """CNN feature -> unit vector in the joint space (one linear map, as in the paper)."""
+    """CNN feature -> unit vector in the joint space (one linear map, as in the paper; or a
+    region encoder and then a linear map, for feature maps)."""
 
     def __init__(self, config: VSEConfig) -> None:
         super().__init__()
         self.standardise = Standardise(config.feature_size)
-        self.proj = nn.Linear(config.feature_size, config.embed_size)
+        self.regions = RegionEncoder(config.feature_size, config.region_size) if config.region_size else None
+        fan_in = 2 * config.region_size if config.region_size else config.feature_size
+        self.proj = nn.Linear(fan_in, config.embed_size)
         # Xavier initialisation as in the paper's released code (scaled to fan in + fan out).
-        r = (6.0 / (config.feature_size + config.embed_size)) ** 0.5
+        r = (6.0 / (fan_in + config.embed_size)) ** 0.5
         nn.init.uniform_(self.proj.weight, -r, r)
         nn.init.zeros_(self.proj.bias)
 
+    def pooled(self, features: torch.Tensor) -> torch.Tensor:
+        """What the linear map reads: the feature itself, or the region encoder's output."""
+        x = self.standardise(features.float())  # region maps are kept in half precision
+        return self.regions(x) if self.regions is not None else x
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.proj(self.standardise(features)), dim=-1)
+        return F.normalize(self.proj(self.pooled(features)), dim=-1)
 
 
 class SentenceEncoder(nn.Module):
@@ -130,4 +172,7 @@ class VSE(nn.Module):
         self.text = SentenceEncoder(config)
 
     def forward(self, features: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return ranking_loss(self.image(features), self.text(ids, mask), self.config.margin, self.config.max_violation)
+        return self.loss(features, ids, mask, self.config.max_violation)
+
+    def loss(self, features: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, max_violation: bool) -> torch.Tensor:
+        return ranking_loss(self.image(features), self.text(ids, mask), self.config.margin, max_violation)
