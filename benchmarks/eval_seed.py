@@ -219,7 +219,7 @@ def render(results: dict, retrieval_rows: dict, caption_rows: dict, probes: dict
         + f"Whole benchmark: {results['total_seconds']:.0f} s.",
     ]
     for name, secs in results.get("reruns", {}).items():
-        lines.append(f"The run '{name}' was trained again on its own (`--only`, {secs:.0f} s) after a fix.")
+        lines += ["", f"The run '{name}' was trained again on its own (`--only`, {secs:.0f} s) after a fix."]
     return "\n".join(lines)
 
 
