@@ -152,6 +152,11 @@ def _fake_x265(tmp_path: Path) -> Path:
     )
 
 
+def _fake_libheif(tmp_path: Path, source: str) -> Path:
+    """A stand-in for libheif, linked to the fake x265 and using what ``source`` uses of it."""
+    return _cc(tmp_path, "libheif-fake.so.1", source, "-l:libx265-fake.so.217")
+
+
 def _can_encode(heif: Path) -> str:
     """Load the fake libheif in a fresh process (one process keeps the first library of a name it
     loads), binding every symbol at once as Python does, and ask it whether it has an encoder."""
@@ -164,12 +169,10 @@ def _can_encode(heif: Path) -> str:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF is the Linux format")
 def test_stub_x265_replaces_x265_when_only_its_api_entry_point_is_used(tmp_path: Path):
     x265 = _fake_x265(tmp_path)
-    heif = _cc(
+    heif = _fake_libheif(
         tmp_path,
-        "libheif-fake.so.1",
         "const void *x265_api_get_217(int);\nvoid x265_cleanup(void);\n"
         "int can_encode(void) { return x265_api_get_217(8) != 0; }\nvoid unload(void) { x265_cleanup(); }\n",
-        "-l:libx265-fake.so.217",
     )
     assert _can_encode(heif) == "1"
     binaries = [
@@ -195,11 +198,8 @@ def test_stub_x265_replaces_x265_when_only_its_api_entry_point_is_used(tmp_path:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF is the Linux format")
 def test_stub_x265_keeps_x265_when_more_of_it_is_used(tmp_path: Path):
     x265 = _fake_x265(tmp_path)
-    heif = _cc(
-        tmp_path,
-        "libheif-fake.so.1",
-        "void *x265_encoder_open_217(void *);\nvoid *encode(void *p) { return x265_encoder_open_217(p); }\n",
-        "-l:libx265-fake.so.217",
+    heif = _fake_libheif(
+        tmp_path, "void *x265_encoder_open_217(void *);\nvoid *encode(void *p) { return x265_encoder_open_217(p); }\n"
     )
     binaries = [("libx265-fake.so.217", str(x265), "BINARY"), ("libheif-fake.so.1", str(heif), "BINARY")]
     toc, note = trim.stub_x265(binaries, tmp_path / "work")

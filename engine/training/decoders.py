@@ -83,14 +83,14 @@ class LSTMDecoder(nn.Module):
         x = self.standardise(content.float())
         if self.regions is None:
             return x
-        return self.regions.cells(x).flatten(2).transpose(1, 2)
+        return self.regions.vectors(x)
 
     def forward(self, content: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """``content`` from :meth:`read`, ``ids`` [B, T] starting with <bos> -> logits [B, T, V]."""
         words = self.drop(self.embed(ids))
         cells = content if content.dim() == 3 else None
         if cells is not None:  # the whole picture: mean and maximum over the regions
-            content = torch.cat([cells.mean(dim=1), cells.amax(dim=1)], dim=1)
+            content = RegionEncoder.pool(cells)
         c = torch.tanh(self.content(content))
         inputs = torch.cat([words, c.unsqueeze(1).expand(-1, ids.size(1), -1)], dim=-1)
         state = (torch.tanh(self.init_h(content)).unsqueeze(0), torch.tanh(self.init_c(content)).unsqueeze(0))

@@ -35,18 +35,18 @@ TOLERANCE = 1e-4
 
 
 class ImageGraph(nn.Module):
-    """pixels -> (joint-space embedding, what the caption decoder reads when it reads the
-    image features: :meth:`LSTMDecoder.read` of them, e.g. its region encoder's output)."""
+    """pixels -> (joint-space embedding, features): with a ``decoder`` that reads the image
+    features, what it reads (:meth:`LSTMDecoder.read`, e.g. its region vectors); otherwise
+    what the image encoder's linear map reads."""
 
-    def __init__(self, backbone: Backbone, vse: VSE, decoder: LSTMDecoder, decoder_reads_features: bool) -> None:
+    def __init__(self, backbone: Backbone, vse: VSE, decoder: LSTMDecoder | None) -> None:
         super().__init__()
         self.backbone, self.image, self.decoder = backbone, vse.image, decoder
-        self.decoder_reads_features = decoder_reads_features
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.backbone(pixels)
         embedding = self.image(features)
-        if self.decoder_reads_features:
+        if self.decoder is not None:
             return embedding, self.decoder.read(features)
         return embedding, self.image.pooled(features)
 
@@ -105,7 +105,7 @@ def export_bundle(
     decoder_reads = "features" if uses_features("lstm", config) else "embedding"
 
     with staged_bundle(target) as staging:
-        image_graph = ImageGraph(backbone, vse, decoder, decoder_reads == "features")
+        image_graph = ImageGraph(backbone, vse, decoder if decoder_reads == "features" else None)
         text_graph, decoder_graph = TextGraph(vse), DecoderGraph(decoder)
         export_graph(
             image_graph,

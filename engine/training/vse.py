@@ -84,9 +84,17 @@ class RegionEncoder(nn.Module):
         super().__init__()
         self.cells = nn.Sequential(nn.Conv2d(channels, width, 1), nn.ReLU(), nn.Conv2d(width, width, 1), nn.ReLU())
 
+    def vectors(self, fmap: torch.Tensor) -> torch.Tensor:
+        """One vector per cell: [N, H W, R]."""
+        return self.cells(fmap).flatten(2).transpose(1, 2)
+
+    @staticmethod
+    def pool(vectors: torch.Tensor) -> torch.Tensor:
+        """[N, cells, R] -> [N, 2 R]: the mean and the maximum over the cells."""
+        return torch.cat([vectors.mean(dim=1), vectors.amax(dim=1)], dim=1)
+
     def forward(self, fmap: torch.Tensor) -> torch.Tensor:
-        h = self.cells(fmap)
-        return torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
+        return self.pool(self.vectors(fmap))
 
 
 class ImageEncoder(nn.Module):
