@@ -159,7 +159,16 @@ def kill_loop(
     serial = [0]
     # How long a child takes to start and finish its work, learnt from the ones that finished;
     # kills are spread over that span (start-up and scan included: those are crash points too).
-    durations = [1.0]
+    # The first estimate is measured, not guessed: one child indexes the whole tree into a
+    # scratch library. With a guess below the start-up time (importing the engine alone can
+    # take a second on a busy machine) every kill landed before any work and none finished
+    # to correct it.
+    calibration = time.perf_counter()
+    scratch = db.with_name(f"{db.stem}-calibration{db.suffix}")
+    proc = child(scratch, model, folder, "index")
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr.decode(errors="replace")[-2000:]
+    durations = [time.perf_counter() - calibration]
     while report.kills < kills:
         mode = "watch" if rng.random() < 0.3 else "index"
         if rng.random() < 0.7:
