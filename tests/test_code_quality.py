@@ -47,6 +47,13 @@ def test_indexing_and_search_do_not_load_torch():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
+def test_starting_the_engine_does_not_import_the_onnx_package():
+    # The onnx package costs ~0.6 s to import; only large libraries' 8-bit index builds a graph
+    # with it (ONNX Runtime itself is needed and is a different package).
+    code = "import sys, engine.cli, engine.library; assert 'onnx' not in sys.modules, 'onnx imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
 def _tool(name: str) -> str:
     found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
     if not found:

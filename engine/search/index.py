@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 import onnxruntime as ort
-from onnx import TensorProto, helper
 
 FetchExact = Callable[[np.ndarray], np.ndarray]
 
@@ -23,6 +22,10 @@ QUANTIZE_ABOVE = 50_000
 
 
 def _matmul_integer_session(dim: int, threads: int) -> ort.InferenceSession:
+    # Imported here: the onnx package takes ~0.6 s to import (ml_dtypes), and only libraries
+    # above QUANTIZE_ABOVE photos need this graph; every start of `photoseek` paid it before.
+    from onnx import TensorProto, helper
+
     a = helper.make_tensor_value_info("vectors", TensorProto.UINT8, [None, dim])
     b = helper.make_tensor_value_info("query", TensorProto.INT8, [dim, None])
     y = helper.make_tensor_value_info("scores", TensorProto.INT32, [None, None])
