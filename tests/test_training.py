@@ -39,6 +39,54 @@ def test_two_sentences_of_one_image_are_not_contrastive_examples_of_each_other()
     assert float(ranking_loss(image, sentences, margin=0.2, max_violation=False)) == 0.0
 
 
+def test_phrases_that_also_describe_an_image_are_not_contrastive_for_it() -> None:
+    # Two images that both hold a red star, each paired with the phrase "a red star" worded
+    # differently: without the mask each phrase is a violating negative of the other image.
+    images = torch.nn.functional.normalize(torch.tensor([[1.0, 0.2], [1.0, -0.2]]), dim=1)
+    phrases = torch.nn.functional.normalize(torch.tensor([[1.0, -0.1], [1.0, 0.1]]), dim=1)
+    assert float(ranking_loss(images, phrases, margin=0.2, max_violation=False)) > 0.0
+    also_true = torch.ones(2, 2, dtype=torch.bool)
+    assert float(ranking_loss(images, phrases, margin=0.2, max_violation=False, also_true=also_true)) == 0.0
+
+
+def test_world_phrases_name_one_objects_colour_and_kind_with_its_key() -> None:
+    from engine.training.world import KIND_SYNONYMS, object_phrases, sample_scene
+
+    rng = np.random.default_rng(5)
+    scene = next(s for s in (sample_scene(rng, two_groups=1.0) for _ in range(20)) if len(s["objects"]) == 2)
+    phrases = object_phrases(scene, rng, wordings=3)
+    assert len(phrases) == 6
+    for (text, key), group in zip(phrases, [g for g in scene["objects"] for _ in range(3)], strict=True):
+        assert key == f"{group['colour']} {group['kind']}"
+        assert group["colour"] in text
+        names = {w for pair in KIND_SYNONYMS[group["kind"]] for w in pair}
+        assert any(name in text for name in names), (text, names)
+        other = next(g for g in scene["objects"] if g is not group)
+        assert other["colour"] not in text.split()  # one object per phrase
+
+
+def test_phrase_batches_mark_phrases_that_describe_other_rows_images() -> None:
+    from engine.training.data import Example
+    from engine.training.train import Split, phrases_of
+
+    def example(name: str, phrases: list[str] | None) -> Example:
+        return Example(name, Path(name), ("a sentence",), "train", {} if phrases is None else {"phrases": phrases})
+
+    examples = [example("a", ["a red star", "a blue ring"]), example("b", ["A red star."]), example("c", None)]
+    vocab = Vocabulary.build(["a red star a blue ring a sentence"])
+    rng = np.random.default_rng(0)
+    assert phrases_of(examples[1], rng) == [("A red star.", "a red star")]
+    split = Split(examples, torch.zeros(3, 4), ["s"] * 3, [[1]] * 3, np.array([0, 1, 2]))
+    split.add_phrases(vocab, rng)
+    for _ in range(10):
+        batch = split.phrase_batch(torch.tensor([0, 1, 2]), rng)
+        assert batch is not None
+        assert batch.rows.tolist() == [0, 1]  # image c has no phrases
+        picked_red = bool(batch.ids[0, 1] == vocab.ids(["red"])[0])
+        # image a holds a red star: b's phrase is true of it; a's phrase is true of b only if red
+        assert batch.also_true.tolist() == [[True, True], [picked_red, True]]
+
+
 def test_retrieval_ranks_match_a_hand_worked_example() -> None:
     images = np.eye(3, dtype=np.float32)
     # two sentences for image 0 (the second points at image 1), one for image 1, one for image 2

@@ -39,6 +39,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-violation", action="store_true", help="hardest-negative loss instead of the sum")
     p.add_argument("--embed-size", type=int, default=256, help="joint space size (default 256)")
     p.add_argument(
+        "--phrase-weight",
+        type=float,
+        default=1.0,
+        help="weight of the image-phrase pairs in the embedding's loss (default 1; 0: sentences only, "
+        "the paper's). Phrases: a data set's 'phrases' lists, or the generated world's objects",
+    )
+    p.add_argument(
         "--pooling",
         choices=POOLINGS,
         default="regions",
@@ -87,6 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         embed_size=args.embed_size,
         text_encoder=args.text_encoder,
         max_violation=args.max_violation,
+        phrase_weight=args.phrase_weight,
         epochs=args.epochs,
         decoder_epochs=args.decoder_epochs,
         decoders=tuple(d.strip() for d in args.decoders.split(",") if d.strip()),

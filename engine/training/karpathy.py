@@ -14,6 +14,9 @@ and ``dataset_coco.json``. The generated world (``world.py``) writes the same fo
                 ...]}
 
 "restval" (the COCO validation images outside the 5,000 val + 5,000 test) is training data.
+An entry may also carry ``"phrases": ["a brown dog", "a red frisbee", ...]`` (noun phrases of
+what the image shows, e.g. from Flickr30k Entities); training pairs them with the image
+(``TrainConfig.phrase_weight``). Other keys are kept in ``Example.meta``.
 """
 
 from __future__ import annotations

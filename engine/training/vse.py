@@ -17,11 +17,18 @@ lets the embedding say *which* shape is red (docs/training.md).
 
 ``text_encoder="bow"`` swaps the LSTM for the mean of the word vectors: the linear encoder
 with which the paper shows its multimodal regularities (image(blue car) - "blue" + "red").
+
+Phrases (Niu et al. 2017): beside its sentences, an image is paired with noun phrases of what
+it shows ("a red star", "two small blue circles"), under the same ranking loss with a weight.
+Niu et al. pair phrases with annotated regions; here the region is the whole image. A phrase
+names only one object's colour and kind, so this loss asks the image vector to say what each
+object is apart from where it is and what is behind it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -150,11 +157,19 @@ class SentenceEncoder(nn.Module):
         return F.normalize(h, dim=-1)
 
 
-def ranking_loss(images: torch.Tensor, sentences: torch.Tensor, margin: float, max_violation: bool) -> torch.Tensor:
+def ranking_loss(
+    images: torch.Tensor,
+    sentences: torch.Tensor,
+    margin: float,
+    max_violation: bool,
+    also_true: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The pairwise ranking loss in both directions; row i of each is a matching pair.
 
     Several sentences of one image may share a batch: pairs with the same image are not
-    counted as contrastive (pass the same-image mask through ``images`` identity below).
+    counted as contrastive (found by identical image vectors below). ``also_true[i, j]`` marks
+    more pairs that are not contrastive: text j also describes image i (phrases: two images
+    that both hold a red star).
     """
     scores = images @ sentences.t()  # [B, B]
     positive = scores.diag().view(-1, 1)
@@ -163,6 +178,8 @@ def ranking_loss(images: torch.Tensor, sentences: torch.Tensor, margin: float, m
     same = torch.eye(scores.size(0), dtype=torch.bool, device=scores.device)
     # Identical image vectors in the batch (two captions of one image) are not contrastive.
     same |= (images @ images.t()) > 1 - 1e-6
+    if also_true is not None:
+        same |= also_true
     cost_s = cost_s.masked_fill(same, 0)
     cost_im = cost_im.masked_fill(same, 0)
     if max_violation:
@@ -182,5 +199,34 @@ class VSE(nn.Module):
     def forward(self, features: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.loss(features, ids, mask, self.config.max_violation)
 
-    def loss(self, features: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, max_violation: bool) -> torch.Tensor:
-        return ranking_loss(self.image(features), self.text(ids, mask), self.config.margin, max_violation)
+    def loss(
+        self,
+        features: torch.Tensor,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        max_violation: bool,
+        phrases: PhraseBatch | None = None,
+        phrase_weight: float = 0.0,
+    ) -> torch.Tensor:
+        """The ranking loss of the sentences and, with ``phrases``, ``phrase_weight`` times the
+        same loss between the images and one noun phrase of each (Niu et al. 2017's phrase
+        level, with the whole image as the phrase's region)."""
+        images = self.image(features)
+        loss = ranking_loss(images, self.text(ids, mask), self.config.margin, max_violation)
+        if phrases is not None and phrase_weight > 0:
+            phrase_vectors = self.text(phrases.ids, (phrases.ids > 0).long())
+            loss = loss + phrase_weight * ranking_loss(
+                images[phrases.rows], phrase_vectors, self.config.margin, max_violation, phrases.also_true
+            )
+        return loss
+
+
+class PhraseBatch(NamedTuple):
+    """Noun phrases for some rows of a sentence batch."""
+
+    rows: torch.Tensor  # [P] rows of the batch whose image has phrases
+    ids: torch.Tensor  # [P, L] word ids of one phrase of each
+    also_true: torch.Tensor  # [P, P] bool: phrase j also describes the image of row i
+
+    def to(self, device: torch.device) -> PhraseBatch:
+        return PhraseBatch(self.rows.to(device), self.ids.to(device), self.also_true.to(device))

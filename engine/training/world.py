@@ -471,6 +471,20 @@ def _noun_phrase(group: dict[str, Any], rng: np.random.Generator | None, *, size
     return f"{number} {phrase}"
 
 
+def object_phrases(scene: dict[str, Any], rng: np.random.Generator, wordings: int = 4) -> list[tuple[str, str]]:
+    """Noun phrases for every group of a scene, ``wordings`` each ("a red star", "two small red
+    stars", "red pentagrams"...), each with its group's key "colour kind": two phrases with one
+    key describe the same thing, whatever their words."""
+    return [
+        (
+            _noun_phrase(group, rng, size=bool(rng.random() < 0.5), count=bool(rng.random() < 0.6)),
+            f"{group['colour']} {group['kind']}",
+        )
+        for group in scene["objects"]
+        for _ in range(wordings)
+    ]
+
+
 def _background_phrase(word: str, rng: np.random.Generator | None) -> str:
     if rng is None:
         return f"a {word} background"
