@@ -1050,22 +1050,29 @@ class Library:
             photo = self.photo(target)
             if photo is not None:
                 excluded.add(photo.id)
-        marks = ",".join("?" * len(keep))
-        with self._lock:
-            rows = self._conn.execute(
-                # "+p.state": look the few candidates up by content id; the state index would
-                # make SQLite walk every indexed photo (110 ms at a million photos).
-                self._PHOTO_SELECT + f" WHERE p.content_id IN ({marks}) AND r.online = 1 AND +p.state = 'indexed' "
-                "ORDER BY p.id",
-                [self._captioner_id(), *[k for k, _ in keep]],
-            ).fetchall()
         by_content: dict[int, Photo] = {}
-        for row in rows:
-            photo = self._photo(row)
-            if photo.id in excluded or photo.content_id is None:
-                continue
-            by_content.setdefault(photo.content_id, photo)  # duplicates: the first path stands for all
-        hits = [SearchHit(by_content[cid], score) for cid, score in keep if cid in by_content]
+        hits: list[SearchHit] = []
+        start = 0
+        # Read the best candidates' rows first and more only while some turn out offline,
+        # excluded or missing: most searches need one query for `limit` rows.
+        while start < len(keep) and len(hits) < limit:
+            batch = keep[start : start + limit - len(hits) + 4]
+            start += len(batch)
+            marks = ",".join("?" * len(batch))
+            with self._lock:
+                rows = self._conn.execute(
+                    # "+p.state": look the few candidates up by content id; the state index would
+                    # make SQLite walk every indexed photo (110 ms at a million photos).
+                    self._PHOTO_SELECT + f" WHERE p.content_id IN ({marks}) AND r.online = 1 "
+                    "AND +p.state = 'indexed' ORDER BY p.id",
+                    [self._captioner_id(), *[k for k, _ in batch]],
+                ).fetchall()
+            for row in rows:
+                photo = self._photo(row)
+                if photo.id in excluded or photo.content_id is None:
+                    continue
+                by_content.setdefault(photo.content_id, photo)  # duplicates: the first path stands for all
+            hits += [SearchHit(by_content[cid], score) for cid, score in batch if cid in by_content]
         return hits[:limit]
 
     # -- captions ----------------------------------------------------------------------------

@@ -150,6 +150,23 @@ def test_missing_root_is_offline_and_photos_are_kept(tmp_path, tiny_bundle, rgb_
         assert library.roots()[0].online and library.search("red").hits
 
 
+def test_search_reads_past_offline_best_matches_to_fill_the_page(tmp_path, tiny_bundle):
+    unplugged, here = tmp_path / "card", tmp_path / "home"
+    for n in range(9):
+        solid(unplugged / f"red{n}.jpg", (240 - n, 10, 10))  # the nine best matches for "red"
+    solid(here / "reddish.jpg", (190, 60, 60))
+    with open_library(tmp_path, tiny_bundle) as library:
+        for folder in (unplugged, here):
+            library.add_root(folder)
+        library.sync(read_text=False)
+        best = library.search("red", limit=10, cutoff=-1).hits
+        assert [h.photo.path.name for h in best][-1] == "reddish.jpg"
+        unplugged.rename(tmp_path / "elsewhere")
+        library.sync(read_text=False)
+        hits = library.search("red", limit=1, cutoff=-1).hits
+        assert [h.photo.path.name for h in hits] == ["reddish.jpg"]
+
+
 def test_add_root_rejects_bad_folders(tmp_path, tiny_bundle, rgb_folder):
     with open_library(tmp_path, tiny_bundle) as library:
         with pytest.raises(RootError):
