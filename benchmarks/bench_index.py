@@ -1,6 +1,9 @@
 """Indexing throughput on 12-megapixel JPEGs, four ways, side by side in one run.
 
-(a) reference: an rclip-style loop — full decode, resize, one inference call per photo;
+(a) reference: rclip's loop: full decode, a resize of the whole photo to the model's size
+    (PIL ``resize``, as rclip's preprocessing does it), centre crop, one inference call per
+    photo; (a') the same loop with Photoseek's faster resize (``reducing_gap``), which rclip
+    does not have: a stricter reference, also reported;
 (b) decode only, on all cores (reduced-size JPEG decoding + preprocessing, thread pool);
 (c) inference only, on all cores (batches of preprocessed photos);
 (d) the real pipeline (``Library.sync``: read, fingerprint, decode pool, batched inference,
@@ -62,8 +65,28 @@ def make_photos(folder: Path, count: int) -> list[Path]:
     return out
 
 
+def rclip_loop(model, photos: list[Path]) -> float:  # type: ignore[no-untyped-def]
+    """As rclip indexes (rclip/main.py, rclip/utils/preprocess.py): PIL opens and fully decodes
+    each photo, resizes the whole of it so that its shorter side is the model's size (one PIL
+    ``resize``, no reducing gap; with this model's interpolation, where rclip uses bicubic,
+    which costs more), crops the centre, and runs the model on it."""
+    from engine.models.preprocess import _RESAMPLE, to_tensor
+
+    spec = model.image.preprocess
+    resample = _RESAMPLE[spec.interpolation]
+    started = time.perf_counter()
+    for path in photos:
+        image = Image.open(path).convert("RGB")
+        w, h = image.size
+        scale = spec.size / min(w, h)
+        image = image.resize((max(spec.size, round(w * scale)), max(spec.size, round(h * scale))), resample)
+        # to_tensor crops and normalises; its own resize finds the size already right (a copy)
+        model.image.encode_tensor(to_tensor([image], spec))
+    return len(photos) / (time.perf_counter() - started)
+
+
 def reference_loop(model, photos: list[Path]) -> float:  # type: ignore[no-untyped-def]
-    """rclip style: full decode, resize, one inference call per photo."""
+    """(a'): rclip's loop with Photoseek's resize (a reducing gap: far cheaper on 12 MP)."""
     started = time.perf_counter()
     for path in photos:
         image = Image.open(path).convert("RGB")
@@ -135,10 +158,11 @@ def main() -> None:
 
     # Other programs share the cores: every variant runs --repeat times, interleaved, and its
     # best run counts (the least disturbed one), the same rule for all four.
-    a = b = c = d = e = 0.0
+    a = a2 = b = c = d = e = 0.0
     found = 0
     for _ in range(args.repeat):
-        a = max(a, reference_loop(model, photos[: args.reference_photos]))
+        a = max(a, rclip_loop(model, photos[: args.reference_photos]))
+        a2 = max(a2, reference_loop(model, photos[: args.reference_photos]))
         b_run, tensors = decode_only(model, photos, cores)
         b = max(b, b_run)
         c = max(c, inference_only(model, tensors))
@@ -146,7 +170,8 @@ def main() -> None:
         d, e = max(d, d_run), max(e, e_run)
     limit = 1.0 / (1.0 / b + 1.0 / c)
     rows = [
-        ("(a) reference loop (full decode, 1 photo per call)", a),
+        ("(a) rclip's loop (full decode and resize, 1 photo per call)", a),
+        ("(a') the same with Photoseek's resize", a2),
         ("(b) decode only, all cores", b),
         ("(c) inference only, all cores", c),
         ("    L = 1 / (1/b + 1/c)", limit),
@@ -157,7 +182,7 @@ def main() -> None:
     print(f"{len(photos)} photos of 4000x3000 ({mean_mb:.1f} MB each on average), {cores} cores, model {model.id}")
     for name, value in rows:
         print(f"{name:55} {value:8.1f} photos/s")
-    print(f"(d)/(a) = {d / a:.1f}   (target >= 5)")
+    print(f"(d)/(a) = {d / a:.1f}   (target >= 5)   (d)/(a') = {d / a2:.1f}")
     print(f"(d)/L   = {d / limit:.2f}  (target >= 0.8)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {
@@ -168,6 +193,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "model": model.id,
         "a_reference": a,
+        "a_reference_fast_resize": a2,
         "b_decode": b,
         "c_inference": c,
         "L": limit,
@@ -175,6 +201,7 @@ def main() -> None:
         "e_text_pass": e,
         "text_found": found,
         "d_over_a": d / a,
+        "d_over_a_fast_resize": d / a2,
         "d_over_L": d / limit,
     }
     (RESULTS / "bench_index.json").write_text(json.dumps(result, indent=2) + "\n")
