@@ -255,7 +255,7 @@ def write_doc(results: list[dict[str, object]], path: Path, command: str) -> Non
         "",
         "The built-in model's cutoff, 0.20, was chosen on the dev split: it keeps about nine in ten",
         'true matches while a query about something no photo shows ("quantum chromodynamics",',
-        '"tax return form": best scores 0.13 and 0.15 on the dev photos) returns nothing. A',
+        '"tax return form": best scores 0.13 and 0.14 on the dev photos) returns nothing. A',
         "stricter cutoff hides more unrelated photos but also more true matches; ranking, not the",
         "cutoff, is what puts the right photos first. Preferences (and `--cutoff`) change it.",
     ]
@@ -266,7 +266,9 @@ def write_doc(results: list[dict[str, object]], path: Path, command: str) -> Non
             "",
             "## Settings tried on the dev split",
             "",
-            "`python benchmarks/tune_builtin.py --data DATA` (one change at a time from the defaults):",
+            "`python benchmarks/tune_builtin.py --data DATA` (one change at a time from the defaults of "
+            "the built-in model 1.0.0: top_k=10, temperature=1; the row temp1.5-top50 is the current "
+            "default, 1.1.0):",
             "",
             "| candidate | change | R@1 | R@10 | med r | mAP |",
             "|---|---|---|---|---|---|",
@@ -280,18 +282,34 @@ def write_doc(results: list[dict[str, object]], path: Path, command: str) -> Non
     path.write_text("\n".join(lines) + "\n")
 
 
+def _second_view_cost() -> str:
+    """What a second classifier run per photo would do to indexing, from bench_index.json."""
+    bench = RESULTS / "bench_index.json"
+    if not bench.is_file():
+        return ""
+    figures = json.loads(bench.read_text())
+    b, c = figures["b_decode"], figures["c_inference"]
+    return (
+        f": with decoding at {b:.0f} photos/s and inference at {c:.0f} on camera JPEGs "
+        f"(`benchmarks/bench_index.py`), a second view would lower the pipeline's limit from "
+        f"{1 / (1 / b + 1 / c):.0f} to {1 / (1 / b + 2 / c):.0f} photos/s"
+    )
+
+
 def views_section() -> list[str]:
     """The table of ``benchmarks/try_views.py`` (more classifier views per photo), if it ran."""
     views = RESULTS / "try_views.json"
     if not views.is_file():
         return []
     data = json.loads(views.read_text())
+    settings = data.get("settings", {"top_k": 10, "temperature": 1.0})
     lines = [
         "",
         "## More views per photo (not taken)",
         "",
         f"`python benchmarks/try_views.py --data DATA` ({data['split']} split, {data['photos']} photos): the "
-        "object part of the model alone (no colours, no text reading), with the classifier's "
+        f"object part of the model alone (top_k={settings['top_k']}, temperature={settings['temperature']:g}; "
+        "no colours, no text reading), with the classifier's "
         "probabilities from the centre crop the model uses, a crop around the foreground, the whole "
         "photo letterboxed, or their mean:",
         "",
@@ -309,9 +327,9 @@ def views_section() -> list[str]:
         "",
         f"The best other view gains {gain:.3f} in R@10 over the centre crop ({best}); the standard "
         f"error of an R@10 near {p:.2f} on {data['photos']} photos is {stderr:.3f}. Every extra view "
-        "is one more classifier run per photo: with inference at 175 photos/s and decoding at 63 on "
-        "camera JPEGs (docs/performance.md), a second view would lower the pipeline's limit from 46 "
-        "to 37 photos/s. For a gain this size, the model keeps one view.",
+        "is one more classifier run per photo"
+        + _second_view_cost()
+        + ". For a gain this size, the model keeps one view.",
     ]
     return lines
 

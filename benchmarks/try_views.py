@@ -127,6 +127,9 @@ def main() -> None:
     q /= np.linalg.norm(q, axis=1, keepdims=True)
 
     def conse(p: np.ndarray) -> np.ndarray:
+        if config.temperature != 1.0:  # soften as the model does: p^(1/T), renormalised
+            p = p ** (1.0 / config.temperature)
+            p = p / p.sum(axis=1, keepdims=True)
         top = np.argsort(-p, axis=1)[:, : config.top_k]
         weights = np.zeros_like(p)
         np.put_along_axis(weights, top, np.take_along_axis(p, top, axis=1), axis=1)
@@ -146,7 +149,11 @@ def main() -> None:
         m = results[name]
         print(f"{name:26s} R@1 {m['R@1']:.3f}  R@10 {m['R@10']:.3f}  med r {m['med r']:4.1f}  mAP {m['mAP']:.3f}")
     out = ROOT / "benchmarks" / "results" / "try_views.json"
-    out.write_text(json.dumps({"split": args.split, "photos": len(rows), "results": results}, indent=1) + "\n")
+    settings = {"top_k": config.top_k, "temperature": config.temperature}
+    out.write_text(
+        json.dumps({"split": args.split, "photos": len(rows), "settings": settings, "results": results}, indent=1)
+        + "\n"
+    )
     print(f"written {out}")
 
 

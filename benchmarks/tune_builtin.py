@@ -35,6 +35,10 @@ CANDIDATES: dict[str, dict[str, object]] = {
     "broad0": {"broad_weight": 0.0},
     "colour0.15": {"colour_weight": 0.15},
     "prompt-plain": {"prompt": "{}"},
+    "temp1.5": {"temperature": 1.5},
+    "top50": {"top_k": 50},
+    "temp1.5-top50": {"temperature": 1.5, "top_k": 50},
+    "temp2-top50": {"temperature": 2.0, "top_k": 50},
 }
 
 
@@ -59,7 +63,12 @@ def main() -> int:
             sys.stdout.flush()
     results = HERE / "results"
     results.mkdir(exist_ok=True)
-    (results / "tune_builtin.json").write_text(json.dumps({"base": base, "rows": rows}, indent=2) + "\n")
+    out = results / "tune_builtin.json"
+    if args.only and out.is_file():  # a partial run adds its rows to the earlier ones
+        earlier = json.loads(out.read_text())
+        if earlier.get("base") == base:
+            rows = {**earlier["rows"], **rows}
+    out.write_text(json.dumps({"base": base, "rows": rows}, indent=2) + "\n")
     return 0
 
 
