@@ -144,7 +144,9 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="photoseek-bench-search-"))
     rows = []
     for size in args.sizes:
-        db = workdir / f"synthetic-{size}.sqlite3"
+        # the model's id is in the name: a library filled for another model has no vectors for this one
+        safe_id = "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in model.id)
+        db = workdir / f"synthetic-{size}-{safe_id}.sqlite3"
         if not db.exists():
             print(f"filling a library with {size:,} vectors ...", file=sys.stderr)
             fill_library(db, size, model.id, model.manifest.embedding_size)
