@@ -89,10 +89,10 @@ class VectorIndex:
         self._f32 = np.zeros((0, dim), dtype=np.float32)
         self._columns: np.ndarray | None = None  # int8 [dim, N] when quantized
         self._scale = np.zeros(0, dtype=np.float32)
-        self._alive = np.zeros(0, dtype=bool)
+        # 0 for a live slot, -inf for a removed one: added to the scores, it masks removed vectors
+        self._bias = np.zeros(0, dtype=np.float32)
         self._position: dict[int, int] = {}
         self._session: ort.InferenceSession | None = None
-        self._bias: np.ndarray | None = None  # 0 / -inf per slot, rebuilt after removals
 
     def __len__(self) -> int:
         return len(self._position)
@@ -104,7 +104,7 @@ class VectorIndex:
     @property
     def nbytes(self) -> int:
         """Memory held by the vectors themselves."""
-        arrays: list[np.ndarray] = [self._ids, self._scale, self._alive, self._f32]
+        arrays: list[np.ndarray] = [self._ids, self._scale, self._bias, self._f32]
         if self._columns is not None:
             arrays.append(self._columns)
         return int(sum(a.nbytes for a in arrays))
@@ -122,8 +122,7 @@ class VectorIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         with self._lock:
             self._ids = ids.copy()
-            self._alive = np.ones(len(ids), dtype=bool)
-            self._bias = None
+            self._bias = np.zeros(len(ids), dtype=np.float32)
             self._position = {int(i): n for n, i in enumerate(ids)}
             if len(ids) > self.quantize_above and self.fetch_exact is not None:
                 self._columns, self._scale = self._quantize(vectors)
@@ -153,8 +152,7 @@ class VectorIndex:
             filled += n
         with self._lock:
             self._ids = ids[:filled]
-            self._alive = np.ones(filled, dtype=bool)
-            self._bias = None
+            self._bias = np.zeros(filled, dtype=np.float32)
             self._position = {int(i): n for n, i in enumerate(self._ids)}
             if quantize:
                 self._columns = columns if filled == count else np.ascontiguousarray(columns[:, :filled])
@@ -172,8 +170,7 @@ class VectorIndex:
             self.remove(ids)
             start = len(self._ids)
             self._ids = np.concatenate([self._ids, ids])
-            self._alive = np.concatenate([self._alive, np.ones(len(ids), dtype=bool)])
-            self._bias = None
+            self._bias = np.concatenate([self._bias, np.zeros(len(ids), dtype=np.float32)])
             for n, i in enumerate(ids):
                 self._position[int(i)] = start + n
             if self._columns is not None:
@@ -190,18 +187,16 @@ class VectorIndex:
             for i in np.asarray(ids, dtype=np.int64):
                 pos = self._position.pop(int(i), None)
                 if pos is not None:
-                    self._alive[pos] = False
-                    self._bias = None
+                    self._bias[pos] = -np.inf
 
     def _compact(self) -> None:
-        keep = self._alive
+        keep = np.isfinite(self._bias)
         self._ids = self._ids[keep]
         if self._columns is not None:
             self._columns, self._scale = np.ascontiguousarray(self._columns[:, keep]), self._scale[keep]
         else:
             self._f32 = self._f32[keep]
-        self._alive = np.ones(len(self._ids), dtype=bool)
-        self._bias = None
+        self._bias = np.zeros(len(self._ids), dtype=np.float32)
         self._position = {int(i): n for n, i in enumerate(self._ids)}
 
     def vector(self, id_: int) -> np.ndarray | None:
@@ -219,15 +214,13 @@ class VectorIndex:
         """Positions and scores (8-bit approximations when quantized) of the ``want`` best live
         vectors, best first."""
         if self._columns is None:
-            all_scores = np.where(self._alive, self._f32 @ query, -np.inf)
+            all_scores = self._f32 @ query + self._bias
             top = np.argpartition(-all_scores, want - 1)[:want] if want < len(all_scores) else np.arange(want)
             top = top[np.argsort(-all_scores[top], kind="stable")]
             scores = all_scores[top]
         else:
             if self._session is None:
                 self._session = _top_k_session(self.dim, self.threads)
-            if self._bias is None:
-                self._bias = np.where(self._alive, 0.0, -np.inf).astype(np.float32)
             q_scale = max(float(np.abs(query).max()), 1e-12)
             shifted = (np.rint(query / q_scale * 127.0) + 128.0).astype(np.uint8).reshape(1, self.dim)
             feeds = {

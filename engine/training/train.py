@@ -97,7 +97,7 @@ class Split:
     phrases: list[list[tuple[list[int], str]]] = field(default_factory=list)
 
     def add_phrases(self, vocab: Vocabulary, rng: np.random.Generator) -> None:
-        self.phrases = [[(vocab.ids(tokenize(text)), key) for text, key in phrases_of(e, rng)] for e in self.examples]
+        self.phrases = [[(vocab.encode(text), key) for text, key in phrases_of(e, rng)] for e in self.examples]
 
     def phrase_batch(self, index: torch.Tensor, rng: np.random.Generator) -> PhraseBatch | None:
         """One phrase of the image of each sentence in ``index`` (rows whose image has none
