@@ -113,7 +113,7 @@ def measure(db: Path, queries: int) -> dict[str, float]:
         hits += len(truth & got)
     return {
         "vectors": len(index),
-        "storage": "8-bit + exact re-rank" if index.quantized else "float32 exact",
+        "storage": "4-bit + exact re-rank" if index.quantized else "float32 exact",
         "index_mb": index.nbytes / 1e6,
         "rss_delta_mb": after - before,
         "load_s": load_s,
@@ -130,7 +130,7 @@ def measure(db: Path, queries: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--workdir", type=Path, help="where the synthetic libraries go (default: a temp folder)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -160,7 +160,7 @@ class Library:
         self._model: LoadedModel | None = None
         self._model_lock = threading.Lock()
         self._index: VectorIndex | None = None
-        #: Libraries larger than this keep 8-bit vectors in memory and re-rank exactly.
+        #: Libraries larger than this keep 4-bit vectors in memory and re-rank exactly.
         self.quantize_above = QUANTIZE_ABOVE
         self._index_lock = threading.Lock()
         self._listeners: list[ChangeListener] = []
@@ -968,11 +968,12 @@ class Library:
                     model.manifest.embedding_size, quantize_above=self.quantize_above, fetch_exact=self._fetch_exact
                 )
                 index.set_chunks(count, self._vector_chunks())
+                index.prepare()
                 self._index = index
                 log.info(
                     "loaded %d vectors (%s, %.0f MB) in %.2f s",
                     len(index),
-                    "8-bit" if index.quantized else "float32",
+                    "4-bit" if index.quantized else "float32",
                     index.nbytes / 1e6,
                     time.perf_counter() - started,
                 )
