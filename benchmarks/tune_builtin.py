@@ -39,6 +39,7 @@ CANDIDATES: dict[str, dict[str, object]] = {
     "top50": {"top_k": 50},
     "temp1.5-top50": {"temperature": 1.5, "top_k": 50},
     "temp2-top50": {"temperature": 2.0, "top_k": 50},
+    "temp1.5-top50-qprompt": {"temperature": 1.5, "top_k": 50, "query_prompt": "a photo of {}."},
 }
 
 
@@ -58,6 +59,13 @@ def main() -> int:
             bundle = build_bundle(Path(tmp) / name / "photoseek-builtin", config)
             metrics = evaluate(args.data, "dev", str(bundle), True, Path(tmp) / name / "work")
             rows[name] = {"change": change, **{k: metrics[k] for k in ("R@1", "R@5", "R@10", "med r", "mAP")}}
+            # How scores spread, for the relevance cutoff: unrelated photos' median, true matches'
+            # 5th percentile, and the best score of queries no photo matches.
+            rows[name]["scores"] = {
+                "others p50": metrics["other score p50/p95/p99"][0],  # type: ignore[index]
+                "matches p5": metrics["match score p5/p50"][0],  # type: ignore[index]
+                "unmatched best": metrics["unmatched queries, best score"],
+            }
             r = rows[name]
             print(f"{name:14s} R@1 {r['R@1']:.3f}  R@10 {r['R@10']:.3f}  med r {r['med r']:5.1f}  mAP {r['mAP']:.3f}")
             sys.stdout.flush()

@@ -1,0 +1,68 @@
+"""The real built-in model on the bundled sample photos: `photoseek index` then `photoseek search`
+find the right photo for plain descriptions, and a question no photo answers gets nothing.
+
+The expected photos are the ones the sample photos' file names and LICENSES name; the queries
+are everyday words for them. This is the README's main job, so a change to the model that
+loses one of these must say why.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+from engine import paths
+from engine.library import Library
+
+# query -> the sample photo it is about
+EXPECTED = {
+    "a cat": "tabby-cat-chelsea.jpg",
+    "a rocket": "white-rocket-on-launch-pad-at-dusk.jpg",
+    "a motorcycle": "red-motorcycle-in-garage.jpg",
+    "dogs": "two-spaniel-dogs-looking-out-of-window.jpg",
+    "a clock": "white-wall-clock-close-up.jpg",
+    "a drum": "wine-bottle-and-djembe-drum-in-living-room.jpg",
+    "a ladybug": "ladybird-on-grass-stem.jpg",
+    "a kite": "kite-in-blue-sky.jpg",
+    "a bird": "nuthatch-bird-on-tree-trunk.jpg",
+    "a wooden pier": "wooden-pier-in-fog.jpg",
+    "a cup of coffee": "coffee-cup-on-saucer.jpg",
+}
+
+
+@pytest.fixture(scope="module")
+def sample_library(builtin_bundle: Path, tmp_path_factory: pytest.TempPathFactory):
+    db = tmp_path_factory.mktemp("samples") / "lib.sqlite3"
+    with Library(db, model=str(builtin_bundle), device="cpu") as library:
+        library.add_root(paths.SAMPLE_PHOTOS_DIR)
+        report = library.sync(read_text=False)
+        assert report.index is not None and report.index.failed == 0
+        yield library
+
+
+@pytest.mark.parametrize("query", sorted(EXPECTED))
+def test_plain_descriptions_find_the_sample_photo(sample_library: Library, query: str) -> None:
+    hits = sample_library.search(query, limit=3).hits
+    names = [hit.photo.path.name for hit in hits]
+    assert EXPECTED[query] in names, f"{query!r}: {names}"
+    assert all(a.score >= b.score for a, b in pairwise(hits))
+    assert hits[0].photo.caption  # every photo has a caption
+
+
+def test_most_descriptions_find_their_photo_first(sample_library: Library) -> None:
+    first = [sample_library.search(q, limit=1).hits[0].photo.path.name == name for q, name in EXPECTED.items()]
+    assert sum(first) >= len(EXPECTED) - 2, first
+
+
+@pytest.mark.parametrize("query", ["quantum chromodynamics", "tax return form"])
+def test_a_question_no_photo_answers_returns_nothing(sample_library: Library, query: str) -> None:
+    results = sample_library.search(query)
+    assert results.hits == [] and results.message == "no photo matches well enough"
+
+
+def test_captions_name_what_the_model_saw(sample_library: Library) -> None:
+    cat = sample_library.photo(paths.SAMPLE_PHOTOS_DIR / "tabby-cat-chelsea.jpg")
+    assert cat is not None and cat.caption is not None
+    assert "cat" in cat.caption.lower()
