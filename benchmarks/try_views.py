@@ -91,7 +91,7 @@ def main() -> None:
         BuiltinConfig,
         MiniLM,
         _load_backbone,
-        _phrase,
+        _phrases,
         class_vectors,
         load_classes,
     )
@@ -123,7 +123,7 @@ def main() -> None:
 
     labels = [r["label"] for r in rows]
     queries = sorted(set(labels))
-    q = encoder([_phrase(config, label) for label in queries])
+    q = encoder([_phrases(config, label)[0] for label in queries])
     q /= np.linalg.norm(q, axis=1, keepdims=True)
 
     def conse(p: np.ndarray) -> np.ndarray:
