@@ -93,6 +93,7 @@ def main() -> None:
         _load_backbone,
         _phrases,
         class_vectors,
+        conse_objects,
         load_classes,
     )
 
@@ -127,14 +128,12 @@ def main() -> None:
     q /= np.linalg.norm(q, axis=1, keepdims=True)
 
     def conse(p: np.ndarray) -> np.ndarray:
-        if config.temperature != 1.0:  # soften as the model does: p^(1/T), renormalised
+        # The model softens with softmax(logits / T); a mean of views has no logits, and
+        # p^(1/T), renormalised, is the same for one view.
+        if config.temperature != 1.0:
             p = p ** (1.0 / config.temperature)
             p = p / p.sum(axis=1, keepdims=True)
-        top = np.argsort(-p, axis=1)[:, : config.top_k]
-        weights = np.zeros_like(p)
-        np.put_along_axis(weights, top, np.take_along_axis(p, top, axis=1), axis=1)
-        v = weights @ classes
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
+        return conse_objects(torch.from_numpy(p), config.top_k, torch.from_numpy(classes)).numpy()
 
     results = {}
     for name, p in variants.items():

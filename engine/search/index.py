@@ -297,8 +297,8 @@ class VectorIndex:
             scores.append(values[0])
         if len(self._tail):
             tail_scores = self._tail @ query + self._bias[base:]
-            top = np.argpartition(-tail_scores, want - 1)[:want] if want < len(tail_scores) else None
-            top = np.arange(len(tail_scores)) if top is None else top
+            n = len(tail_scores)
+            top = np.argpartition(-tail_scores, want - 1)[:want] if want < n else np.arange(n)
             positions.append(top + base)
             scores.append(tail_scores[top])
         all_positions, all_scores = np.concatenate(positions), np.concatenate(scores)

@@ -185,6 +185,14 @@ class ColourNames(nn.Module):
         return shares / torch.clamp(shares.sum(dim=1, keepdim=True), min=1e-6)
 
 
+def conse_objects(mix: torch.Tensor, top_k: int, class_vectors: torch.Tensor) -> torch.Tensor:
+    """ConSE: the unit mean of the class vectors, weighted by the ``top_k`` largest of the
+    (softened) class probabilities ``mix`` [N, classes]."""
+    top_p, top_i = mix.topk(top_k, dim=1)
+    weights = torch.zeros_like(mix).scatter(1, top_i, top_p)
+    return nn.functional.normalize(weights @ class_vectors, dim=1)
+
+
 class BuiltinImageModel(nn.Module):
     """pixels -> (embedding, class probabilities, colour shares), all in one graph."""
 
@@ -212,9 +220,7 @@ class BuiltinImageModel(nn.Module):
         logits = self.backbone(pixels)
         probs = torch.softmax(logits, dim=1)
         mix = probs if self.temperature == 1.0 else torch.softmax(logits / self.temperature, dim=1)
-        top_p, top_i = mix.topk(self.top_k, dim=1)
-        weights = torch.zeros_like(probs).scatter(1, top_i, top_p)
-        objects = nn.functional.normalize(weights @ self.class_vectors, dim=1)
+        objects = conse_objects(mix, self.top_k, self.class_vectors)
         rgb = torch.clamp(pixels * (128.0 / 255.0) + (127.0 / 255.0), 0.0, 1.0)
         shares = self.colour_names(rgb)
         colour = nn.functional.normalize(shares @ self.colour_vectors, dim=1)
