@@ -66,3 +66,28 @@ def test_captions_name_what_the_model_saw(sample_library: Library) -> None:
     cat = sample_library.photo(paths.SAMPLE_PHOTOS_DIR / "tabby-cat-chelsea.jpg")
     assert cat is not None and cat.caption is not None
     assert "cat" in cat.caption.lower()
+
+
+def test_the_cpu_runs_an_8_bit_graph_that_agrees_with_the_float_one(builtin_bundle: Path) -> None:
+    """The 8-bit graph (the CPU's) must give nearly the float graph's vectors and classes: a
+    wrong calibration or a quantized softmax would show here as cosines far below 1."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from engine.models.builtin.build import calibration_pixels
+    from engine.models.encoders import ImageEncoder, normalize
+    from engine.models.manifest import load_manifest
+    from engine.models.runtime import SessionFactory
+
+    manifest = load_manifest(builtin_bundle, verify=True)
+    assert manifest.image is not None and manifest.image.cpu_file == "visual-int8.onnx"
+    encoder = ImageEncoder(manifest, SessionFactory("cpu"))
+    pixels = calibration_pixels(manifest.raw["image"]["preprocess"])
+    int8 = encoder.encode_tensor(pixels)
+    assert encoder._session.file == "visual-int8.onnx"
+    float_graph = ort.InferenceSession(str(builtin_bundle / "visual.onnx"), providers=["CPUExecutionProvider"])
+    vectors, probs = float_graph.run(["embedding", "probs"], {"pixels": pixels})
+    cosines = (normalize(vectors) * int8.embeddings).sum(axis=1)
+    assert cosines.min() > 0.98 and cosines.mean() > 0.995, cosines
+    top5 = np.argsort(-int8.extras["probs"], axis=1)[:, :5]
+    assert all(p.argmax() in row for p, row in zip(probs, top5, strict=True))

@@ -116,3 +116,69 @@ def test_status_and_doctor_show_the_provider_and_the_warning(tmp_path, tiny_bund
     assert main(["doctor", "--db", db, "--device", "cpu", *model]) == 0
     out = capsys.readouterr().out
     assert "sessions run on: CPU" in out and "WARNING" not in out
+
+
+# -- the 8-bit image graph for the CPU ----------------------------------------------------
+
+
+@pytest.fixture
+def bundle_with_cpu_graph(tmp_path, tiny_bundle):
+    """The tiny bundle with a second image graph named as the CPU one (a copy, so that which
+    one a session was made from is told by its file name)."""
+    import json
+    import shutil
+
+    from engine.models.manifest import write_manifest
+
+    folder = tmp_path / "tiny-cpu"
+    shutil.copytree(tiny_bundle, folder)
+    shutil.copyfile(folder / "visual.onnx", folder / "visual-cpu.onnx")
+    data = json.loads((folder / "model.json").read_text())
+    data["image"]["cpu_file"] = "visual-cpu.onnx"
+    data["files"] = {name: {} for name in [*data["files"], "visual-cpu.onnx"]}
+    write_manifest(folder, data)
+    return folder
+
+
+def _image_encoder(folder, factory):
+    from engine.models.encoders import ImageEncoder
+    from engine.models.manifest import load_manifest
+
+    encoder = ImageEncoder(load_manifest(folder, verify=True), factory)
+    encoder._session.get()
+    return encoder._session.file
+
+
+def test_the_cpu_runs_the_cpu_graph(bundle_with_cpu_graph, tiny_bundle):
+    assert _image_encoder(bundle_with_cpu_graph, SessionFactory("cpu")) == "visual-cpu.onnx"
+    # A bundle without one runs its only graph.
+    assert _image_encoder(tiny_bundle, SessionFactory("cpu")) == "visual.onnx"
+
+
+def test_a_gpu_runs_the_float_graph_and_a_failed_gpu_the_cpu_graph(bundle_with_cpu_graph, monkeypatch):
+    monkeypatch.setattr(runtime, "choose_providers", lambda device: ["CUDAExecutionProvider", CPU])
+    made = []
+
+    class OnGpu:
+        def get_providers(self):
+            return ["CUDAExecutionProvider", CPU]
+
+    factory = SessionFactory("gpu")
+    monkeypatch.setattr(factory, "create", lambda path, name="": made.append(path.name) or OnGpu())
+    assert _image_encoder(bundle_with_cpu_graph, factory) == "visual.onnx" and made == ["visual.onnx"]
+
+    # ONNX Runtime lists CUDA here but cannot use it: the session ends on the CPU, so the
+    # CPU graph replaces it.
+    assert _image_encoder(bundle_with_cpu_graph, SessionFactory("gpu")) == "visual-cpu.onnx"
+
+
+def test_a_cpu_graph_must_be_listed_under_files(bundle_with_cpu_graph):
+    import json
+
+    from engine.models.manifest import load_manifest
+
+    data = json.loads((bundle_with_cpu_graph / "model.json").read_text())
+    del data["files"]["visual-cpu.onnx"]
+    (bundle_with_cpu_graph / "model.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match=r"visual-cpu\.onnx is used but not listed"):
+        load_manifest(bundle_with_cpu_graph)

@@ -59,20 +59,36 @@ class EncodedImages:
 
 
 class LazySession:
-    """An ONNX Runtime session created on first use, once, by the bundle's session factory."""
+    """An ONNX Runtime session created on first use, once, by the bundle's session factory.
 
-    def __init__(self, factory: SessionFactory, manifest: Manifest, file: str) -> None:
+    With a ``cpu_file`` (the same graph, 8-bit), a session that runs on the CPU loads that one:
+    at once when there is no GPU provider to try, or instead of ``file`` when the GPU session
+    could not be made and fell back to the CPU."""
+
+    def __init__(self, factory: SessionFactory, manifest: Manifest, file: str, cpu_file: str | None = None) -> None:
         self._factory = factory
-        self._path = manifest.path(file)
-        self._name = f"{manifest.id}/{file}"
+        self._manifest = manifest
+        self._file = file
+        self._cpu_file = cpu_file
         self._session: ort.InferenceSession | None = None
         self._lock = threading.Lock()
+        self.file: str | None = None  # the file the session was made from, once it is
+
+    def _create(self, file: str) -> ort.InferenceSession:
+        self.file = file
+        return self._factory.create(self._manifest.path(file), name=f"{self._manifest.id}/{file}")
 
     def get(self) -> ort.InferenceSession:
         if self._session is None:
             with self._lock:
                 if self._session is None:
-                    self._session = self._factory.create(self._path, name=self._name)
+                    if self._cpu_file and self._factory.cpu_only:
+                        session = self._create(self._cpu_file)
+                    else:
+                        session = self._create(self._file)
+                        if self._cpu_file and session.get_providers() == ["CPUExecutionProvider"]:
+                            session = self._create(self._cpu_file)
+                    self._session = session
         return self._session
 
 
@@ -85,7 +101,7 @@ class ImageEncoder:
         self.manifest = manifest
         self.graph = manifest.image
         self.preprocess = manifest.image.preprocess
-        self._session = LazySession(factory, manifest, manifest.image.file)
+        self._session = LazySession(factory, manifest, manifest.image.file, manifest.image.cpu_file)
         self.calls = 0  # inference calls made (tests count them)
 
     def preprocess_batch(self, images: list[Image.Image]) -> np.ndarray:

@@ -161,6 +161,11 @@ class SessionFactory:
         self._lock = threading.Lock()
         log.info("execution providers to try for device=%s: %s; %d threads", device, self.providers, self.threads)
 
+    @property
+    def cpu_only(self) -> bool:
+        """Whether sessions can only run on the CPU (no GPU provider to try)."""
+        return self.providers == ["CPUExecutionProvider"]
+
     def create(self, path: Path, *, name: str = "") -> ort.InferenceSession:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads

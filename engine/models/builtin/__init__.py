@@ -28,7 +28,8 @@ from engine.models.manifest import MANIFEST_NAME, load_manifest
 BUILTIN_ID = "photoseek-builtin"
 #: A new version is built on first use and a library embeds its photos again with it (its
 #: vectors are stored per id@version). 1.1.0: ConSE over 50 classes at temperature 1.5.
-BUILTIN_VERSION = "1.1.0"
+#: 1.2.0: an 8-bit copy of the image graph, which the CPU runs.
+BUILTIN_VERSION = "1.2.0"
 
 Progress = Callable[[str, float], None]
 

