@@ -296,7 +296,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             size = model.image.preprocess.size
             image = model.image.encode([Image.new("RGB", (size, size), (120, 160, 200))]).embeddings[0]
             report = model.sessions.report
-            print(f"model {model.id}: text {text.shape[0]}-d, image {image.shape[0]}-d")
+            print(f"model {model.id}: text {text.shape[0]}-d, image {image.shape[0]}-d ({model.image.graph_file})")
             print(f"sessions run on: {', '.join(_short(p) for p in report.active)}")
             if report.warning:
                 print(f"WARNING: {report.warning}")

@@ -116,6 +116,7 @@ def test_status_and_doctor_show_the_provider_and_the_warning(tmp_path, tiny_bund
     assert main(["doctor", "--db", db, "--device", "cpu", *model]) == 0
     out = capsys.readouterr().out
     assert "sessions run on: CPU" in out and "WARNING" not in out
+    assert "image 3-d (visual.onnx)" in out  # the graph file the image session runs
 
 
 # -- the 8-bit image graph for the CPU ----------------------------------------------------
@@ -146,7 +147,7 @@ def _image_encoder(folder, factory):
 
     encoder = ImageEncoder(load_manifest(folder, verify=True), factory)
     encoder._session.get()
-    return encoder._session.file
+    return encoder.graph_file
 
 
 def test_the_cpu_runs_the_cpu_graph(bundle_with_cpu_graph, tiny_bundle):

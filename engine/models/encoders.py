@@ -104,6 +104,12 @@ class ImageEncoder:
         self._session = LazySession(factory, manifest, manifest.image.file, manifest.image.cpu_file)
         self.calls = 0  # inference calls made (tests count them)
 
+    @property
+    def graph_file(self) -> str | None:
+        """The graph file the session runs (the 8-bit CPU copy or the float graph); None before
+        the first use."""
+        return self._session.file
+
     def preprocess_batch(self, images: list[Image.Image]) -> np.ndarray:
         return to_tensor(images, self.preprocess)
 
