@@ -91,6 +91,10 @@ def test_the_cpu_runs_an_8_bit_graph_that_agrees_with_the_float_one(builtin_bund
     assert cosines.min() > 0.98 and cosines.mean() > 0.995, cosines
     top5 = np.argsort(-int8.extras["probs"], axis=1)[:, :5]
     assert all(p.argmax() in row for p, row in zip(probs, top5, strict=True))
+    # The float tensors both graphs hold (last layer, class and colour tables) are stored once,
+    # in visual.weights: the packaged application has no room for two copies.
+    assert (builtin_bundle / "visual-int8.onnx").stat().st_size < 5_000_000
+    assert manifest.raw["build"]["bytes_shared_by_the_image_graphs"] > 6_000_000
 
 
 def test_a_failed_8_bit_graph_leaves_a_working_float_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
