@@ -156,7 +156,7 @@ class SessionFactory:
         self.threads = threads or default_threads()
         self.providers = choose_providers(device)
         self.report = DeviceReport(requested=device, tried=list(self.providers))
-        if device == "gpu" and self.providers == ["CPUExecutionProvider"]:
+        if device == "gpu" and self.cpu_only:
             self.report.warning = "a GPU was requested but this ONNX Runtime has no GPU provider"
         self._lock = threading.Lock()
         log.info("execution providers to try for device=%s: %s; %d threads", device, self.providers, self.threads)
@@ -178,7 +178,7 @@ class SessionFactory:
         try:
             session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         except Exception as exc:  # ORT raises its own exception types
-            if self.providers == ["CPUExecutionProvider"]:
+            if self.cpu_only:
                 raise ModelError(f"cannot load {path.name}: {exc}") from exc
             log.warning("session for %s failed on %s (%s); using the CPU", path.name, self.providers, exc)
             with self._lock:

@@ -380,9 +380,11 @@ def _share_weights(float_graph: Path, int8_graph: Path | None, data_name: str) -
                 stored[key] = (offset, length)
         model = onnx.load(str(int8_graph))
         for tensor in model.graph.initializer:
-            key = (tensor.data_type, tuple(tensor.dims), hashlib.sha256(tensor.raw_data).digest())
-            if tensor.raw_data and key in stored:
-                offset, length = stored[key]
+            if not tensor.raw_data:
+                continue
+            place = stored.get((tensor.data_type, tuple(tensor.dims), hashlib.sha256(tensor.raw_data).digest()))
+            if place is not None:
+                offset, length = place
                 tensor.ClearField("raw_data")
                 tensor.data_location = onnx.TensorProto.EXTERNAL
                 for name, value in (("location", data_name), ("offset", str(offset)), ("length", str(length))):
