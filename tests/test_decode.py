@@ -124,3 +124,46 @@ def test_sniff_and_fingerprint():
     assert sniff(b"GIF89a") == "GIF"
     assert sniff(b"plain text") is None
     assert fingerprint(b"abc") == fingerprint(b"abc") != fingerprint(b"abd")
+
+
+def test_read_photo_file_reads_the_whole_file(tmp_path):
+    from engine.ingest.decode import read_photo_file
+
+    data = np.random.default_rng(0).integers(0, 256, 3_000_001, dtype=np.uint8).tobytes()
+    (tmp_path / "a.jpg").write_bytes(data)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    assert read_photo_file(tmp_path / "a.jpg", len(data)) == data
+    assert read_photo_file(tmp_path / "empty.jpg", 0) == b""
+
+
+def test_read_photo_file_shows_a_file_that_grew(tmp_path, monkeypatch):
+    """It reads one byte past the size it saw, so a file still being written comes back with
+    another length than its size (the indexer then leaves it for the next sync)."""
+    import os
+
+    from engine.ingest import decode
+
+    path = tmp_path / "growing.jpg"
+    path.write_bytes(b"x" * 1000)
+    real_fstat = os.fstat
+
+    def fstat_before_growth(fd):  # the size the file had when it was opened
+        info = real_fstat(fd)
+        return os.stat_result((*info[:6], 600, *info[7:]))
+
+    monkeypatch.setattr(decode.os, "fstat", fstat_before_growth)
+    assert len(decode.read_photo_file(path, 600)) == 601
+
+
+def test_read_photo_file_refuses_folders_and_pipes(tmp_path):
+    import os
+
+    from engine.ingest.decode import read_photo_file
+
+    with pytest.raises(DecodeError, match="folder"):
+        read_photo_file(tmp_path, 0)
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes here")
+    os.mkfifo(tmp_path / "pipe.jpg")
+    with pytest.raises(DecodeError, match="not a regular file"):
+        read_photo_file(tmp_path / "pipe.jpg", 0)

@@ -373,9 +373,21 @@ def read_photo_file(path: Path, size: int) -> bytes:
             raise DecodeError("not a regular file (a pipe, socket or device)")
         if info.st_size > MAX_FILE_BYTES:
             raise DecodeError(f"file too large to be a photo ({info.st_size / 1e9:.1f} GB)")
-        with os.fdopen(fd, "rb") as handle:
+        # One byte past the size just seen: a file that grew or shrank since comes back with
+        # another length, which the indexer treats as still being written. (A buffered read of
+        # MAX_FILE_BYTES + 1 allocated that gigabyte for every photo: 2 ms of page mapping per
+        # 3 MB JPEG, against 0.35 ms for the read itself.)
+        limit = min(info.st_size, MAX_FILE_BYTES) + 1
+        with os.fdopen(fd, "rb", buffering=0) as handle:
             fd = -1  # the file object owns it now
-            return handle.read(MAX_FILE_BYTES + 1)
+            chunks: list[bytes] = []
+            while limit > 0:
+                chunk = handle.read(limit)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                limit -= len(chunk)
+            return b"".join(chunks)
     except OSError as exc:
         raise DecodeError(f"cannot read the file ({exc.strerror or exc})") from exc
     finally:
