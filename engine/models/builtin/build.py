@@ -51,6 +51,12 @@ class BuiltinConfig:
     broad_weight: float = 0.25  # weight of the next everyday name ("animal", "vehicle")
     synonym_weight: float = 0.5
     colour_weight: float = 0.25  # share of the colour vector in a photo's vector
+    #: Colours are named on every n-th pixel of each row and column (56 x 56 of the 224 x 224
+    #: input at 4). Naming all 50,176 pixels took a fifth of the 8-bit graph's time; at 4 the
+    #: colour shares move by 0.015 on average (L1), the dominant colour agrees on 99.4 % of
+    #: photos, vectors stay within cosine 0.99998 (500 sample and dev photos), dev R@10 0.643
+    #: against 0.637 (docs/builtin-model.md).
+    colour_stride: int = 4
     text_in_photo_weight: float = 0.6  # OCR text vector, added by the indexer
     cutoff: float = 0.2  # search results below this cosine are not shown
     prompt: str = "a photo of {}."
@@ -145,11 +151,13 @@ class ColourNames(nn.Module):
 
     weight: torch.Tensor
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, stride: int = 1) -> None:
         super().__init__()
-        ys, xs = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+        self.stride = stride
+        grid = torch.linspace(-1, 1, size)[stride // 2 :: stride]
+        ys, xs = torch.meshgrid(grid, grid, indexing="ij")
         weight = torch.exp(-(xs**2 + ys**2) / (2 * 0.5**2))
-        self.register_buffer("weight", (weight / weight.sum()).reshape(1, 1, size, size))
+        self.register_buffer("weight", (weight / weight.sum()).reshape(1, 1, len(grid), len(grid)))
 
     def masks(self, rgb: torch.Tensor) -> torch.Tensor:  # rgb in [0, 1], [N, 3, H, W]
         """One 0/1 map per colour term: which term names each pixel."""
@@ -181,7 +189,14 @@ class ColourNames(nn.Module):
         masks = [black, white, grey, red, orange, yellow, green, blue, purple, pink, brown]
         return torch.cat([m.float() for m in masks], dim=1)  # [N, 11, H, W]
 
-    def forward(self, rgb: torch.Tensor) -> torch.Tensor:  # rgb in [0, 1], [N, 3, H, W]
+    def sample(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The pixels whose colours are named: every ``stride``-th of each row and column."""
+        if self.stride == 1:
+            return pixels
+        start = self.stride // 2
+        return pixels[:, :, start :: self.stride, start :: self.stride]
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:  # sampled rgb in [0, 1], [N, 3, h, w]
         shares = (self.masks(rgb) * self.weight).sum(dim=(2, 3))
         return shares / torch.clamp(shares.sum(dim=1, keepdim=True), min=1e-6)
 
@@ -210,7 +225,7 @@ class BuiltinImageModel(nn.Module):
     ) -> None:
         super().__init__()
         self.backbone = backbone
-        self.colour_names = ColourNames(size)
+        self.colour_names = ColourNames(size, config.colour_stride)
         self.register_buffer("class_vectors", torch.from_numpy(classes))
         self.register_buffer("colour_vectors", torch.from_numpy(colours))
         self.top_k = config.top_k
@@ -222,7 +237,7 @@ class BuiltinImageModel(nn.Module):
         probs = torch.softmax(logits, dim=1)
         mix = probs if self.temperature == 1.0 else torch.softmax(logits / self.temperature, dim=1)
         objects = conse_objects(mix, self.top_k, self.class_vectors)
-        rgb = torch.clamp(pixels * (128.0 / 255.0) + (127.0 / 255.0), 0.0, 1.0)
+        rgb = torch.clamp(self.colour_names.sample(pixels) * (128.0 / 255.0) + (127.0 / 255.0), 0.0, 1.0)
         shares = self.colour_names(rgb)
         colour = nn.functional.normalize(shares @ self.colour_vectors, dim=1)
         embedding = (1.0 - self.colour_weight) * objects + self.colour_weight * colour
