@@ -404,7 +404,8 @@ def views_section() -> list[str]:
         "",
         f"`python benchmarks/try_views.py --data DATA` ({data['split']} split, {data['photos']} photos): the "
         f"object part of the model alone (top_k={settings['top_k']}, temperature={settings['temperature']:g}; "
-        "no colours, no text reading, so below the full model's figures), with the classifier's "
+        "no colours, no text reading, which these object-name queries hardly use: the full model's "
+        "figures are within noise of the centre row), with the classifier's "
         "probabilities from the centre crop the model uses, a crop around the foreground, the whole "
         "photo letterboxed, or their mean; and from EfficientNet-Lite2 on the centre crop (lite2), "
         "alone or averaged with the model's classifier (an ensemble of the two):",

