@@ -40,6 +40,14 @@ class DecodeError(PhotoseekError):
         self.reason = reason
 
 
+class FileVanishedError(DecodeError):
+    """The file was listed but is gone when it is read: deleted, or renamed or moved, which the
+    folder watcher or the next scan records. Not a fault of the photo: it is tried again."""
+
+    def __init__(self) -> None:
+        super().__init__("the file disappeared before it could be read")
+
+
 class QueryError(PhotoseekError):
     """A search query cannot be understood (for example ``like:`` names no known photo)."""
 

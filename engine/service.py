@@ -176,7 +176,7 @@ class LibraryService:
         report = self.library.index(
             jobs, cancel=self._cancel, workers=self.workers, on_progress=self.on_progress, collect_garbage=False
         )
-        # Files still being written are left pending by the pipeline: look at them again soon.
+        # Files still being written (or gone since listed) are left pending: look again soon.
         self._retry_at = time.monotonic() + self.retry_interval if report.skipped and not report.cancelled else None
         return report
 

@@ -46,28 +46,43 @@ def test_a_library_file_deleted_or_replaced_while_open_is_not_written(tmp_path, 
         assert db.read_bytes() == b""  # the new file was not written into
 
 
-@pytest.mark.parametrize(
-    ("error", "reason"),
-    [(PermissionError, "permission denied"), (FileNotFoundError, "disappeared before it could be read")],
-)
-def test_unreadable_and_vanishing_files_fail_with_a_reason_and_indexing_goes_on(
-    tmp_path, tiny_bundle, rgb_folder, monkeypatch, error, reason
-):
-    """Permission bits do not stop root, so the refusal is simulated where the file is opened."""
+def refuse_to_open(monkeypatch, name: str, error: type[OSError]) -> None:
+    """Permission bits do not stop root, so a refusal is simulated where the file is opened."""
     import engine.ingest.decode as decode
 
     real_open = os.open
 
     def guarded_open(file, *args, **kwargs):
-        if os.fsdecode(file).endswith("red.jpg"):
+        if os.fsdecode(file).endswith(name):
             raise error(13, "simulated", os.fsdecode(file))
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr(decode.os, "open", guarded_open)
+
+
+def test_unreadable_files_fail_with_a_reason_and_indexing_goes_on(tmp_path, tiny_bundle, rgb_folder, monkeypatch):
+    refuse_to_open(monkeypatch, "red.jpg", PermissionError)
     with Library(tmp_path / "lib.sqlite3", model=str(tiny_bundle), device="cpu") as library:
         library.add_root(rgb_folder)
         report = library.sync(read_text=False)
         assert report.index is not None and report.index.failed == 1
         problems = library.problems()
-        assert [p.path.name for p in problems] == ["red.jpg"] and reason in (problems[0].error or "")
+        assert [p.path.name for p in problems] == ["red.jpg"] and "permission denied" in (problems[0].error or "")
         assert library.status()["indexed"] == 2
+
+
+def test_vanishing_files_are_left_pending_and_indexing_goes_on(tmp_path, tiny_bundle, rgb_folder, monkeypatch):
+    """A file gone between listing and reading is not a problem of the photo (it was deleted or
+    moved): it stays pending, and is indexed when it can be read (tests/test_watch.py has the
+    real move)."""
+    with Library(tmp_path / "lib.sqlite3", model=str(tiny_bundle), device="cpu") as library:
+        library.add_root(rgb_folder)
+        with monkeypatch.context() as patch:
+            refuse_to_open(patch, "red.jpg", FileNotFoundError)
+            report = library.sync(read_text=False)
+        assert report.index is not None and (report.index.failed, report.index.skipped) == (0, 1)
+        assert library.problems() == []
+        assert (library.status()["indexed"], library.status()["pending"]) == (2, 1)
+        report = library.sync(read_text=False)
+        assert report.index is not None and report.index.embedded == 1
+        assert library.status()["indexed"] == 3

@@ -100,6 +100,39 @@ def test_move_between_roots_and_delete_before_create_keep_vectors(tmp_path, tiny
         assert library.model.image.calls == calls
 
 
+def test_a_photo_moved_while_it_is_indexed_is_indexed_at_its_new_place(tmp_path, tiny_bundle, rgb_folder):
+    """The indexer finds the file gone (renamed, with its folder, after the scan listed it): the
+    photo is left pending, not failed. A failure would stick, since the move keeps the size and
+    time that tell a changed file: found by the SIGKILL test, where the watcher renames folders
+    while indexing runs."""
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        jobs = library.scan()
+        (rgb_folder / "sub").rename(rgb_folder / "moved")
+        report = library.index(jobs)
+        assert (report.failed, report.skipped) == (0, 1), report.failures
+        assert rows(library)["blue.jpg"][1] == "pending"
+        library.apply_changes(ChangeBatch(moves=[(os.fspath(rgb_folder / "sub"), os.fspath(rgb_folder / "moved"))]))
+        report = library.index(library.pending_jobs())
+        assert (report.embedded, report.failed) == (1, 0)
+        assert {p.path: p.state for p in library.photos()}[rgb_folder / "moved" / "blue.jpg"] == "indexed"
+
+
+def test_a_large_photo_gone_before_it_is_read_is_left_for_later(tmp_path, tiny_bundle, rgb_folder, monkeypatch):
+    """Large files are fingerprinted from samples of the file, before reading it whole: a file
+    gone by then must not stop the run."""
+    import engine.ingest.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "FULL_HASH_LIMIT", 0)  # every photo counts as large
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        jobs = library.scan()
+        (rgb_folder / "red.jpg").unlink()
+        report = library.index(jobs)
+        assert (report.embedded, report.skipped, report.failed) == (2, 1, 0)
+        assert library.sync().removed == 1
+
+
 def test_deleted_files_are_forgotten_and_garbage_collected_after_the_grace_period(tmp_path, tiny_bundle, rgb_folder):
     with open_library(tmp_path, tiny_bundle) as library:
         library.add_root(rgb_folder)

@@ -20,7 +20,7 @@ import numpy as np
 import xxhash
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from engine.errors import DecodeError
+from engine.errors import DecodeError, FileVanishedError
 
 try:  # HEIC/HEIF (and AVIF where Pillow lacks it) through libheif
     import pillow_heif
@@ -358,7 +358,7 @@ def read_photo_file(path: Path, size: int) -> bytes:
     try:
         fd = os.open(path, flags)
     except FileNotFoundError as exc:
-        raise DecodeError("the file disappeared before it could be read") from exc
+        raise FileVanishedError() from exc
     except PermissionError as exc:
         raise DecodeError("permission denied") from exc
     except IsADirectoryError as exc:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.errors import DecodeError
+from engine.errors import DecodeError, FileVanishedError
 from engine.ingest.decode import FULL_HASH_LIMIT, decode_photo, fingerprint, read_photo_file
 from engine.models.registry import LoadedModel
 from engine.store.writer import Writer
@@ -73,7 +73,7 @@ class IndexReport:
     embedded: int = 0
     reused: int = 0
     failed: int = 0
-    skipped: int = 0  # still changing on disk, or cancelled
+    skipped: int = 0  # still changing on disk, gone since listed, or cancelled
     cancelled: bool = False
     seconds: float = 0.0
     failures: list[tuple[Path, str]] = field(default_factory=list)
@@ -100,7 +100,7 @@ class _Prepared:
     image: Image.Image | None = None
     meta: dict[str, object] | None = None
     error: str | None = None
-    unstable: bool = False
+    unstable: bool = False  # still being written, or gone: left pending for the next pass
 
 
 class Indexer:
@@ -134,7 +134,12 @@ class Indexer:
         out = _Prepared(job)
         try:
             if job.size > FULL_HASH_LIMIT:
-                out.fingerprint = fingerprint(path=job.path, size=job.size)
+                try:
+                    out.fingerprint = fingerprint(path=job.path, size=job.size)
+                except FileNotFoundError as exc:
+                    raise FileVanishedError() from exc
+                except OSError as exc:  # as read_photo_file words it
+                    raise DecodeError(f"cannot read the file ({exc.strerror or exc})") from exc
                 data = None
             else:
                 data = read_photo_file(job.path, job.size)
@@ -142,7 +147,7 @@ class Indexer:
             try:
                 st = os.stat(job.path)
             except FileNotFoundError as exc:
-                raise DecodeError("the file disappeared before it could be read") from exc
+                raise FileVanishedError() from exc
             out.size, out.mtime_ns = st.st_size, st.st_mtime_ns
             if data is not None and st.st_size != len(data):
                 out.unstable = True  # still being written; the next sync picks it up
@@ -163,6 +168,11 @@ class Indexer:
                 "orientation": decoded.orientation,
                 "taken_at": decoded.taken_at,
             }
+        except FileVanishedError:
+            # Not a failure of the photo: deleted (the next scan or the watcher forgets it) or
+            # moved (its row follows it, still pending, and is indexed there). Recording it as
+            # failed would stick: a move keeps the size and time, so nothing would retry it.
+            out.unstable = True
         except DecodeError as exc:
             out.error = exc.reason
         except MemoryError:
