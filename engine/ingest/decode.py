@@ -122,7 +122,9 @@ def fingerprint(data: bytes | None = None, path: Path | None = None, size: int |
     for files larger than :data:`FULL_HASH_LIMIT` (so a 100 MB RAW costs a few milliseconds).
 
     XXH3 hashes a 5 MB camera JPEG in about 0.1 ms where BLAKE2b takes about 5 ms; a
-    fingerprint only has to tell a user's own photos apart, not resist forgery."""
+    fingerprint only has to tell a user's own photos apart, not resist forgery. A file that
+    cannot be read raises :class:`DecodeError` (:class:`FileVanishedError` if it is gone), as
+    :func:`read_photo_file` does."""
     digest = xxhash.xxh3_128()
     if data is not None:
         digest.update(data)
@@ -130,10 +132,13 @@ def fingerprint(data: bytes | None = None, path: Path | None = None, size: int |
     assert path is not None and size is not None
     chunk = 1 << 20
     digest.update(b"sampled:%d:" % size)
-    with path.open("rb") as handle:
-        for offset in (0, max(0, size // 2 - chunk // 2), max(0, size - chunk)):
-            handle.seek(offset)
-            digest.update(handle.read(chunk))
+    try:
+        with path.open("rb") as handle:
+            for offset in (0, max(0, size // 2 - chunk // 2), max(0, size - chunk)):
+                handle.seek(offset)
+                digest.update(handle.read(chunk))
+    except OSError as exc:
+        raise unreadable(exc) from exc
     return digest.hexdigest()
 
 
@@ -346,6 +351,17 @@ def _decode_raw(data: bytes, min_side: int) -> DecodedPhoto:
     return DecodedPhoto(image=picture, format="RAW", width=width, height=height, orientation=orientation, taken_at=None)
 
 
+def unreadable(exc: OSError) -> DecodeError:
+    """Why a file could not be opened or read, in the words shown to the user."""
+    if isinstance(exc, FileNotFoundError):
+        return FileVanishedError()
+    if isinstance(exc, PermissionError):
+        return DecodeError("permission denied")
+    if isinstance(exc, IsADirectoryError):
+        return DecodeError("is a folder, not a file")
+    return DecodeError(f"cannot read the file ({exc.strerror or exc})")
+
+
 def read_photo_file(path: Path, size: int) -> bytes:
     """The bytes of a photo file, refusing absurd sizes before reading.
 
@@ -357,14 +373,8 @@ def read_photo_file(path: Path, size: int) -> bytes:
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)
-    except FileNotFoundError as exc:
-        raise FileVanishedError() from exc
-    except PermissionError as exc:
-        raise DecodeError("permission denied") from exc
-    except IsADirectoryError as exc:
-        raise DecodeError("is a folder, not a file") from exc
     except OSError as exc:
-        raise DecodeError(f"cannot read the file ({exc.strerror or exc})") from exc
+        raise unreadable(exc) from exc
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
@@ -389,7 +399,7 @@ def read_photo_file(path: Path, size: int) -> bytes:
                 limit -= len(chunk)
             return b"".join(chunks)
     except OSError as exc:
-        raise DecodeError(f"cannot read the file ({exc.strerror or exc})") from exc
+        raise unreadable(exc) from exc
     finally:
         if fd >= 0:
             os.close(fd)

@@ -134,12 +134,7 @@ class Indexer:
         out = _Prepared(job)
         try:
             if job.size > FULL_HASH_LIMIT:
-                try:
-                    out.fingerprint = fingerprint(path=job.path, size=job.size)
-                except FileNotFoundError as exc:
-                    raise FileVanishedError() from exc
-                except OSError as exc:  # as read_photo_file words it
-                    raise DecodeError(f"cannot read the file ({exc.strerror or exc})") from exc
+                out.fingerprint = fingerprint(path=job.path, size=job.size)
                 data = None
             else:
                 data = read_photo_file(job.path, job.size)
