@@ -27,6 +27,7 @@ from engine.errors import ModelError
 from engine.models.builtin import BUILTIN_ID, BUILTIN_VERSION, Progress
 from engine.models.builtin.concepts import COLOURS, ImageNetClass, load_classes
 from engine.models.manifest import staged_bundle, write_manifest
+from engine.models.runtime import exact_int8
 from engine.models.tokenizer import TextTokenizer
 
 log = logging.getLogger(__name__)
@@ -341,7 +342,7 @@ def _quantize(source: Path, target: Path, calibration: np.ndarray) -> float:
         )
     finally:
         prepared.unlink(missing_ok=True)
-    options = ort.SessionOptions()
+    options = exact_int8(ort.SessionOptions())  # as the app runs it (runtime.SessionFactory)
     options.log_severity_level = 3
     run = [
         ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).run(
