@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.machine import describe  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -241,7 +243,7 @@ def main() -> None:
         return
     stalls = measure_stalls(db, workdir, args.index)
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": describe(),
         "platform": os.environ.get("QT_QPA_PLATFORM", "xcb"),
         "photos": args.photos,
         "first_paint_s": {"runs": paints, "median": float(np.median(paints))},

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -37,6 +36,9 @@ from PIL import Image, ImageOps
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.machine import describe  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -216,7 +218,7 @@ def main() -> None:
         "repeat": args.repeat,
         "mean_file_mb": mean_mb,
         "cores": cores,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": describe(),
         "model": model.id,
         "a_reference": a,
         "a_reference_fast_resize": a2,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import sqlite3
 import subprocess
@@ -32,6 +31,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.machine import describe  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 WORDS = (
@@ -174,7 +175,7 @@ def main() -> None:
             f"{r['warm_p95_ms']:>7.1f}ms {r['recall_at_10']:>9.3f} {r['bruteforce_f32_p50_ms']:>5.0f}ms"
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "model": model.id}
+    meta = {"machine": describe(), "model": model.id}
     (RESULTS / "bench_search.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
     print(f"written {RESULTS / 'bench_search.json'}")
 

@@ -26,7 +26,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import re
 import sys
 import tempfile
@@ -38,6 +37,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.machine import describe  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -476,7 +478,7 @@ def main() -> None:
             f"R@10 {among['R@10']:.3f}  med r {among['med r']:.0f}"  # type: ignore[index]
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
+    result["machine"] = describe()
     out = RESULTS / f"eval_retrieval-{args.split}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written {out}")

@@ -21,7 +21,6 @@ import hashlib
 import io
 import json
 import os
-import platform
 import random
 import sys
 import tempfile
@@ -33,6 +32,9 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.machine import describe  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -207,7 +209,7 @@ def main() -> int:
     kills = kill_loop(db, model, workdir / "crash-photos", model_id, kills=args.kills, seed=7)
     final = kills.final
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": describe(),
         "kills": {
             "survived": kills.checks,
             "killed": kills.kills,
