@@ -39,6 +39,7 @@ import onnxruntime as ort  # noqa: E402
 from PIL import Image  # noqa: E402
 from tokenizers import Tokenizer, models, pre_tokenizers  # noqa: E402
 
+from benchmarks.machine import describe  # noqa: E402
 from benchmarks.model_shapes import (  # noqa: E402
     MCLIP_XLMR_B16PLUS,
     SIGLIP_B_16,
@@ -189,7 +190,7 @@ def main() -> None:
         "machine": {
             "cpus": os.cpu_count(),
             "threads": default_threads(),
-            "processor": platform.processor() or platform.machine(),
+            "processor": describe(),
             "onnxruntime": ort.__version__,
             "python": platform.python_version(),
         },

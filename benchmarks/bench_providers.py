@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -36,6 +35,7 @@ import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from benchmarks.machine import describe  # noqa: E402
 from engine.ingest.decode import decode_photo, read_photo_file  # noqa: E402
 from engine.library import Library  # noqa: E402
 from engine.models.registry import load_model, resolve  # noqa: E402
@@ -129,7 +129,7 @@ def main() -> None:
             "machine": {
                 "cpus": os.cpu_count(),
                 "threads": default_threads(),
-                "processor": platform.processor() or platform.machine(),
+                "processor": describe(),
                 "onnxruntime": f"{ort.__version__} ({ort.get_device()})",
                 "available_providers": ort.get_available_providers(),
             },

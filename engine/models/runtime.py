@@ -150,7 +150,7 @@ def exact_int8(options: ort.SessionOptions) -> ort.SessionOptions:
     makes it use exact kernels there instead, and changes nothing on other CPUs or providers.
     Measured on an AMD EPYC (Zen 3, AVX2, no VNNI), the built-in model's 8-bit image graph
     against its float graph on the sample photos: least cosine 0.959 without it, 0.994 with it
-    (what a VNNI CPU gives), the float graph's top class kept on 62 % and 83 % of the photos,
+    (what an earlier build machine gave without it), the float graph's top class kept on 62 % and 83 % of the photos,
     5.0 and 6.5 ms per photo, the float graph 12.9 (docs/builtin-model.md)."""
     options.add_session_config_entry("session.x64quantprecision", "1")
     return options
