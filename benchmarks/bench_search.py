@@ -6,6 +6,7 @@ unit vectors, then a fresh process opens it the way the app does and measures:
 * resident memory of the loaded vectors (RSS after loading minus before);
 * query latency p50/p95 of ``Library.search`` end to end (text encoding, scoring, exact
   re-ranking, reading result rows), with the query cache cold (every query new) and warm;
+* the text encoder alone on new queries (p50/p95);
 * recall@10 of the app's index against exact float32 brute force, and the brute-force latency
   for comparison.
 
@@ -100,6 +101,12 @@ def measure(db: Path, queries: int) -> dict[str, float]:
         t = time.perf_counter()
         library.search(text, limit=20, cutoff=-1)
         warm.append(time.perf_counter() - t)
+    # The text encoder alone on new queries.
+    encode = []
+    for n in range(200):
+        t = time.perf_counter()
+        library.model.text.encode_query(f"{texts[n % len(texts)]} encoder {n}")
+        encode.append(time.perf_counter() - t)
     # Recall@10 against exact float32 brute force, and brute-force latency.
     exact = np.concatenate([v for _, v in library._vector_chunks()])
     ids = np.concatenate([i for i, _ in library._vector_chunks()])
@@ -123,6 +130,8 @@ def measure(db: Path, queries: int) -> dict[str, float]:
         "warm_p50_ms": float(np.percentile(warm, 50) * 1e3),
         "warm_p95_ms": float(np.percentile(warm, 95) * 1e3),
         "recall_at_10": hits / (10 * 50),
+        "text_encoder_p50_ms": float(np.percentile(encode, 50) * 1e3),
+        "text_encoder_p95_ms": float(np.percentile(encode, 95) * 1e3),
         "bruteforce_f32_p50_ms": float(np.percentile(brute, 50) * 1e3),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3,
     }
@@ -164,7 +173,8 @@ def main() -> None:
 
     header = (
         f"{'vectors':>10} {'storage':>22} {'index MB':>9} {'RSS +MB':>8} {'load s':>7} "
-        f"{'cold p50':>9} {'cold p95':>9} {'warm p50':>9} {'warm p95':>9} {'recall@10':>9} {'f32 bf':>7}"
+        f"{'cold p50':>9} {'cold p95':>9} {'warm p50':>9} {'warm p95':>9} {'recall@10':>9} {'f32 bf':>7} "
+        f"{'text p50':>9} {'text p95':>9}"
     )
     print(header)
     for r in rows:
@@ -172,7 +182,8 @@ def main() -> None:
             f"{r['vectors']:>10,} {r['storage']:>22} {r['index_mb']:>9.0f} {r['rss_delta_mb']:>8.0f} "
             f"{r['load_s']:>7.1f} "
             f"{r['cold_p50_ms']:>8.1f}ms {r['cold_p95_ms']:>7.1f}ms {r['warm_p50_ms']:>7.1f}ms "
-            f"{r['warm_p95_ms']:>7.1f}ms {r['recall_at_10']:>9.3f} {r['bruteforce_f32_p50_ms']:>5.0f}ms"
+            f"{r['warm_p95_ms']:>7.1f}ms {r['recall_at_10']:>9.3f} {r['bruteforce_f32_p50_ms']:>5.0f}ms "
+            f"{r['text_encoder_p50_ms']:>7.1f}ms {r['text_encoder_p95_ms']:>7.1f}ms"
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {"machine": describe(), "model": model.id}

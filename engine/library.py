@@ -894,33 +894,50 @@ class Library:
     # -- search ------------------------------------------------------------------------------
 
     def _fetch_exact(self, content_ids: np.ndarray) -> np.ndarray:
-        vectors = self._load_vectors([int(i) for i in content_ids])
-        dim = self.model.manifest.embedding_size
-        return np.stack([vectors.get(int(i), np.zeros(dim, dtype=np.float32)) for i in content_ids])
+        """Float32 vectors of ``content_ids``, in order, zeros for one that has none: the exact
+        re-ranking of every quantized search."""
+        ids = [int(i) for i in content_ids]
+        found, vectors = self._vectors_of(ids)
+        if len(found) == len(ids) and found == ids:
+            return vectors
+        out = np.zeros((len(ids), vectors.shape[1]), dtype=np.float32)
+        at = {cid: n for n, cid in enumerate(found)}
+        rows = [(n, at[cid]) for n, cid in enumerate(ids) if cid in at]
+        if rows:
+            out[[n for n, _ in rows]] = vectors[[m for _, m in rows]]
+        return out
 
-    def _load_vectors(self, content_ids: list[int] | None = None) -> dict[int, np.ndarray]:
-        """Image vectors of the active model, with text found in the photo mixed in."""
+    def _vectors_of(self, content_ids: list[int]) -> tuple[list[int], np.ndarray]:
+        """Those of ``content_ids`` that have an image vector of the active model, and their
+        vectors with the text found in the photo mixed in; one query, the rows joined into one
+        array (a NumPy array a row took 0.6 of the 1.9 ms for a search's 112 candidates)."""
         model = self.model
         weight = model.manifest.search_setting("text_in_photo_weight", 0.0)
-        sql = "SELECT content_id, kind, vector FROM embeddings WHERE model_id = ? AND region = 0"
-        args: list[object] = [model.id]
-        if content_ids is not None:
-            sql += f" AND content_id IN ({','.join('?' * len(content_ids))})"
-            args += content_ids
-        image: dict[int, np.ndarray] = {}
-        text: dict[int, np.ndarray] = {}
+        dim = model.manifest.embedding_size
+        marks = ",".join("?" * len(content_ids))
         with self._lock:
-            for cid, kind, blob in self._conn.execute(sql, args):
-                (image if kind == "image" else text)[cid] = np.frombuffer(blob, dtype=np.float32)
-        for cid, vec in text.items():
-            if cid in image and weight > 0:
-                image[cid] = normalize(image[cid] + weight * vec)
-        return image
+            rows = self._conn.execute(
+                "SELECT content_id, kind, vector FROM embeddings "
+                f"WHERE model_id = ? AND region = 0 AND content_id IN ({marks})",
+                [model.id, *content_ids],
+            ).fetchall()
+        image = [(cid, blob) for cid, kind, blob in rows if kind == "image"]
+        found = [cid for cid, _ in image]
+        vectors = np.frombuffer(b"".join(blob for _, blob in image), dtype=np.float32).reshape(len(image), dim)
+        if weight > 0:
+            at = {cid: n for n, cid in enumerate(found)}
+            text = [(at[cid], blob) for cid, kind, blob in rows if kind != "image" and cid in at]
+            if text:
+                mixed = [n for n, _ in text]
+                extra = np.frombuffer(b"".join(blob for _, blob in text), dtype=np.float32).reshape(len(text), dim)
+                vectors = vectors.copy()
+                vectors[mixed] = normalize(vectors[mixed] + weight * extra)
+        return found, vectors
 
     def _add_to_index(self, index: VectorIndex, content_ids: list[int]) -> None:
-        vectors = self._load_vectors(content_ids)
-        if vectors:
-            index.add(np.fromiter(vectors.keys(), dtype=np.int64), np.stack(list(vectors.values())))
+        found, vectors = self._vectors_of(content_ids)
+        if found:
+            index.add(np.asarray(found, dtype=np.int64), vectors)
 
     def _vector_chunks(self, chunk: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every image vector of the active model, text in the photo mixed in, in chunks."""
@@ -986,9 +1003,9 @@ class Library:
     def _like_vector(self, target: str) -> np.ndarray:
         photo = self.photo(target)
         if photo is not None and photo.content_id is not None:
-            vector = self._load_vectors([photo.content_id]).get(photo.content_id)
-            if vector is not None:
-                return vector
+            found, vectors = self._vectors_of([photo.content_id])
+            if found:
+                return vectors[0]
         path = Path(target).expanduser()
         if path.is_file():  # a photo outside the library: embed it now
             try:

@@ -224,3 +224,34 @@ def test_a_model_given_for_one_run_does_not_replace_the_library_model(tmp_path, 
         pass
     with Library(tmp_path / "lib.sqlite3", device="cpu") as library:
         assert library.model_name == str(tiny_bundle.resolve())
+
+
+def test_exact_re_ranking_reads_the_same_vectors_the_index_is_loaded_from(tmp_path, tiny_bundle, rgb_folder):
+    """A quantized search re-scores its candidates with vectors fetched by content id; they must
+    be the vectors the index was built from, text found in the photo mixed in, in the order
+    asked, zeros for an id without a vector."""
+    import numpy as np
+
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        library.sync()
+        library.model.manifest.search["text_in_photo_weight"] = 0.5
+        red = library.photo(rgb_folder / "red.jpg")
+        sign = np.zeros(library.model.manifest.embedding_size, dtype=np.float32)
+        sign[-1] = 1.0  # blue: far from the red photo
+        with library._lock, library._conn:
+            library._conn.execute(
+                "INSERT INTO embeddings (content_id, model_id, kind, region, vector) VALUES (?, ?, 'text', 0, ?)",
+                (red.content_id, library.model.id, sign.tobytes()),
+            )
+        loaded = {int(i): v for ids, vectors in library._vector_chunks() for i, v in zip(ids, vectors, strict=True)}
+        assert len(loaded) == 3
+        ids = [*sorted(loaded, reverse=True), 10_000]
+        fetched = library._fetch_exact(np.asarray(ids))
+        assert np.array_equal(fetched[:3], np.stack([loaded[i] for i in ids[:3]]))
+        assert not fetched[3].any()
+        plain = library._fetch_exact(np.asarray([red.content_id]))[0]
+        assert abs(float(plain @ sign) - float(loaded[red.content_id] @ sign)) < 1e-6
+        library.model.manifest.search["text_in_photo_weight"] = 0.0
+        without = library._fetch_exact(np.asarray([red.content_id]))[0]
+        assert float(without @ sign) < float(plain @ sign) - 0.05  # the text moved it
