@@ -479,7 +479,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         from engine.models.builtin import ensure_builtin
 
         line = _ProgressLine()
-        path = ensure_builtin(progress=line.build)
+        path = ensure_builtin(progress=line.build, rebuild=args.rebuild)
         line.done()
         print(path)
         return EXIT_OK
@@ -539,6 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--db", help="library file (default: $PHOTOSEEK_DB or the user data folder)")
     a = actions.add_parser("list", parents=[db], help="installed models and models that can be pulled")
     a = actions.add_parser("build", help="build the built-in model now")
+    a.add_argument(
+        "--rebuild", action="store_true", help="build it again even if it is current (same vectors, newer graphs)"
+    )
     a = actions.add_parser("pull", help="download a catalogue model from the Hugging Face Hub")
     a.add_argument("name", help="catalogue name (see `photoseek models list`)")
     a.add_argument("--replace", action="store_true", help="replace an installed bundle with the same id")

@@ -123,3 +123,37 @@ def test_a_failed_8_bit_graph_leaves_a_working_float_model(tmp_path: Path, monke
         manifest.embedding_size,
     )
     assert encoder.graph_file == "visual.onnx"
+
+
+def test_the_text_graph_is_the_packaged_one_with_fused_operators(builtin_bundle: Path) -> None:
+    """The bundle's text graph is the packaged MiniLM rewritten with ONNX Runtime's fused
+    operators (a third of the nodes): the same sentence vectors, on queries the build did not
+    check, one at a time and padded in a batch."""
+    import onnx
+
+    from engine.models.builtin.build import MiniLM
+    from engine.models.manifest import load_manifest
+
+    build = load_manifest(builtin_bundle, verify=True).raw["build"]
+    assert build["text_graph"] == "fused" and build["text_fused_min_cosine"] >= 0.9999
+    fused_graph = onnx.load(str(builtin_bundle / "textual.onnx"), load_external_data=False).graph
+    packaged, fused = MiniLM(), MiniLM(builtin_bundle / "textual.onnx")
+    assert len(fused_graph.node) < len(onnx.load(str(packaged.path)).graph.node) / 3
+    texts = [*EXPECTED, "a red car in the snow", "a sign saying STOP", "two dogs and a cat asleep on a blue sofa"]
+    for batch in (1, len(texts)):
+        cosines = (packaged(texts, batch=batch) * fused(texts, batch=batch)).sum(axis=1)
+        assert cosines.min() > 0.9999, cosines
+
+
+def test_a_text_graph_the_rewrite_does_not_know_is_kept_as_it_is(tiny_bundle: Path, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from engine.models.builtin.build import _fused_text_graph
+    from engine.models.builtin.textgraph import GraphShapeError, fuse_bert
+
+    source = tiny_bundle / "textual.onnx"
+    with pytest.raises(GraphShapeError):
+        fuse_bert(source, tmp_path / "fused.onnx")
+    target = tmp_path / "textual.onnx"
+    assert _fused_text_graph(SimpleNamespace(path=source), target, ["a cat"]) is None  # type: ignore[arg-type]
+    assert target.read_bytes() == source.read_bytes()

@@ -72,6 +72,33 @@ def test_an_outdated_shipped_bundle_is_not_used(
         ensure_builtin()
 
 
+def test_rebuild_builds_the_users_copy_again_and_replaces_it_only_when_done(
+    shipped: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.cli import main
+    from engine.models.builtin import build
+
+    user = make_tiny_bundle(paths.models_dir() / BUILTIN_ID, model_id=BUILTIN_ID, version=BUILTIN_VERSION)
+    built: list[Path] = []
+
+    def fake_build(target: Path, config: object = None, progress: object = None) -> Path:
+        built.append(target)
+        make_tiny_bundle(target, model_id=BUILTIN_ID, version=BUILTIN_VERSION)
+        return target
+
+    def failed_build(target: Path, config: object = None, progress: object = None) -> Path:
+        raise ModelError("out of disk space")
+
+    monkeypatch.setattr(build, "build_bundle", fake_build)
+    assert main(["models", "build"]) == 0 and not built  # current: nothing to do
+    assert main(["models", "build", "--rebuild"]) == 0 and built == [user]
+    assert capsys.readouterr().out.strip().endswith(str(user))
+    monkeypatch.setattr(build, "build_bundle", failed_build)
+    with pytest.raises(ModelError, match="disk space"):
+        ensure_builtin(rebuild=True)
+    assert ensure_builtin() == user  # the old bundle is still there
+
+
 def test_installed_lists_shipped_bundles_after_the_users(shipped: Path, tiny_bundle: Path) -> None:
     mine = make_tiny_bundle(paths.models_dir() / "tiny-rgb")
     assert [m.root for m in registry.installed()] == [mine, shipped]

@@ -50,17 +50,20 @@ def _is_current(folder: Path) -> bool:
         return False  # a broken or partial bundle is rebuilt (or skipped)
 
 
-def ensure_builtin(models_root: Path | None = None, progress: Progress | None = None) -> Path:
+def ensure_builtin(models_root: Path | None = None, progress: Progress | None = None, *, rebuild: bool = False) -> Path:
     """The built-in bundle's folder, building it first if it is missing or outdated.
 
     Order: the user's models folder, then the prebuilt bundle shipped with the application
-    (used in place, never written to), and only then a build (which needs torch).
+    (used in place, never written to), and only then a build (which needs torch). ``rebuild``
+    builds the user's copy again even if it is current: a bundle of the same version from an
+    earlier release gives the same vectors but may lack a later speed-up (docs/builtin-model.md).
+    The new bundle replaces the old one only once it is complete.
     """
     target = builtin_dir(models_root)
-    if _is_current(target):
+    if _is_current(target) and not rebuild:
         return target
     shipped = paths.bundled_models_dir() / BUILTIN_ID
-    if _is_current(shipped):
+    if _is_current(shipped) and not rebuild:
         return shipped
     try:
         from engine.models.builtin import build

