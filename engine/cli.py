@@ -25,8 +25,9 @@ DEMO_QUERIES = ("a cat", "a cup of coffee", "a rocket", "flowers", "a red car", 
 class _ProgressLine:
     """One updating line on stderr (a TTY), or a line every few seconds (a log file)."""
 
-    def __init__(self, stream=sys.stderr, interval: float = 2.0) -> None:
+    def __init__(self, stream=sys.stderr, interval: float = 2.0, build_title: str = "") -> None:
         self.stream = stream
+        self.build_title = build_title or "Preparing the built-in model (first run only)"
         self.tty = stream.isatty()
         self.interval = interval
         self._last = 0.0
@@ -55,7 +56,7 @@ class _ProgressLine:
         self.stream.flush()
 
     def build(self, message: str, fraction: float) -> None:
-        text = f"Preparing the built-in model (first run only): {message} ({fraction:.0%})"
+        text = f"{self.build_title}: {message} ({fraction:.0%})"
         if self.tty:
             self.stream.write("\r\033[K" + text)
             self._dirty = True
@@ -478,7 +479,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.action == "build":
         from engine.models.builtin import ensure_builtin
 
-        line = _ProgressLine()
+        line = _ProgressLine(build_title="Rebuilding the built-in model" if args.rebuild else "")
         path = ensure_builtin(progress=line.build, rebuild=args.rebuild)
         line.done()
         print(path)

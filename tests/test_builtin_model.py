@@ -157,3 +157,15 @@ def test_a_text_graph_the_rewrite_does_not_know_is_kept_as_it_is(tiny_bundle: Pa
     target = tmp_path / "textual.onnx"
     assert _fused_text_graph(SimpleNamespace(path=source), target, ["a cat"]) is None  # type: ignore[arg-type]
     assert target.read_bytes() == source.read_bytes()
+
+
+def test_the_fused_text_graph_loads_without_a_warning(builtin_bundle: Path) -> None:
+    """ONNX Runtime prints a warning for every initializer no node uses, at every start."""
+    import subprocess
+    import sys
+
+    code = "import onnxruntime as ort, sys; ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])"
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(builtin_bundle / "textual.onnx")], capture_output=True, text=True, check=True
+    )
+    assert run.stderr == ""

@@ -170,8 +170,9 @@ def fuse_bert(source: Path, target: Path, *, heads: int = 12) -> int:
             )
         )
         hidden = output
-    for _, _, bias in dense.values():
-        constant(bias, array(bias))
+    for (_, role), (_, _, bias) in dense.items():
+        if not role.startswith("attention.self."):  # those three are in the layer's qkv_bias
+            constant(bias, array(bias))
     fused = helper.make_graph(
         nodes,
         "minilm_fused",
