@@ -127,6 +127,18 @@ class ModelSwitch:
 ChangeListener = Callable[[list[Committed]], None]
 
 
+def _with_text_in_photo(ids: list[int], vectors: np.ndarray, text: dict[int, np.ndarray], weight: float) -> np.ndarray:
+    """``vectors`` (one row per id) with the text found in each photo mixed in: its text vector
+    times ``weight`` added and the sum made unit length again, as every image vector is searched
+    (the index as it loads, and the exact re-ranking)."""
+    rows = [n for n, cid in enumerate(ids) if cid in text] if weight > 0 and text else []
+    if not rows:
+        return vectors
+    mixed = vectors.copy()
+    mixed[rows] = normalize(vectors[rows] + weight * np.stack([text[ids[n]] for n in rows]))
+    return mixed
+
+
 class Library:
     """A Photoseek library: one SQLite file plus the model that indexes and searches it.
 
@@ -898,7 +910,7 @@ class Library:
         re-ranking of every quantized search."""
         ids = [int(i) for i in content_ids]
         found, vectors = self._vectors_of(ids)
-        if len(found) == len(ids) and found == ids:
+        if found == ids:
             return vectors
         out = np.zeros((len(ids), vectors.shape[1]), dtype=np.float32)
         at = {cid: n for n, cid in enumerate(found)}
@@ -924,15 +936,8 @@ class Library:
         image = [(cid, blob) for cid, kind, blob in rows if kind == "image"]
         found = [cid for cid, _ in image]
         vectors = np.frombuffer(b"".join(blob for _, blob in image), dtype=np.float32).reshape(len(image), dim)
-        if weight > 0:
-            at = {cid: n for n, cid in enumerate(found)}
-            text = [(at[cid], blob) for cid, kind, blob in rows if kind != "image" and cid in at]
-            if text:
-                mixed = [n for n, _ in text]
-                extra = np.frombuffer(b"".join(blob for _, blob in text), dtype=np.float32).reshape(len(text), dim)
-                vectors = vectors.copy()
-                vectors[mixed] = normalize(vectors[mixed] + weight * extra)
-        return found, vectors
+        text = {cid: np.frombuffer(blob, dtype=np.float32) for cid, kind, blob in rows if kind != "image"}
+        return found, _with_text_in_photo(found, vectors, text, weight)
 
     def _add_to_index(self, index: VectorIndex, content_ids: list[int]) -> None:
         found, vectors = self._vectors_of(content_ids)
@@ -960,13 +965,7 @@ class Library:
             while rows := cursor.fetchmany(chunk):
                 ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
                 vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
-                if text and weight > 0:
-                    vectors = vectors.copy()
-                    for n, cid in enumerate(ids):
-                        extra = text.get(int(cid))
-                        if extra is not None:
-                            vectors[n] = normalize(vectors[n] + weight * extra)
-                yield ids, vectors
+                yield ids, _with_text_in_photo(ids.tolist(), vectors, text, weight)
         finally:
             conn.close()
 

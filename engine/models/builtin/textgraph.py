@@ -26,8 +26,8 @@ class GraphShapeError(ValueError):
     """The graph is not the BERT layout this rewrite knows."""
 
 
-def fuse_bert(source: Path, target: Path, *, heads: int = 12) -> int:
-    """Write the fused graph of the BERT encoder at ``source`` to ``target``; return its node count."""
+def fuse_bert(source: Path, target: Path, *, heads: int = 12) -> None:
+    """Write the fused graph of the BERT encoder at ``source`` to ``target``."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -188,4 +188,3 @@ def fuse_bert(source: Path, target: Path, *, heads: int = 12) -> int:
         producer_name="photoseek",
     )
     onnx.save_model(out_model, str(target))
-    return len(nodes)
