@@ -178,15 +178,17 @@ def _hit_json(query: str, hit) -> dict[str, object]:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    queries = [q.strip() for q in sys.stdin] if args.query == "-" else [args.query]
-    queries = [q for q in queries if q]
+    batch = args.query == "-"
+    # Blank lines of a batch are skipped; a single empty query is the user's mistake to hear about.
+    queries = [q for q in (line.strip() for line in sys.stdin) if q] if batch else [args.query.strip()]
     status = EXIT_OK
     with _open(args) as library:
         for text in queries:
             try:
                 results = library.search(text, limit=args.limit, cutoff=args.cutoff)
             except QueryError as exc:
-                print(f"{text}: {exc}", file=sys.stderr)
+                # A batch names the query that failed; a single query's message names its own part.
+                print(f"{text}: {exc}" if batch else f"photoseek: {exc}", file=sys.stderr)
                 status = EXIT_USAGE
                 continue
             if args.json:

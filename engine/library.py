@@ -1103,7 +1103,7 @@ class Library:
         if photo is not None and photo.state == "failed":
             raise DecodeError(photo.error or "this photo could not be read")
         if not file.is_file():
-            raise LibraryError(f"{path}: no such photo")
+            raise LibraryError("no such photo")  # the caller names the path
         model = self.model
         if model.captioner is None:
             raise LibraryError(f"the model {model.manifest.id} has no captioner")

@@ -1,0 +1,66 @@
+"""The `photoseek` command as a script or a person uses it: JSON lines, many queries from
+standard input, and clear messages (each said once) with the documented exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+
+
+@pytest.fixture
+def db(tmp_path: Path, tiny_bundle: Path, rgb_folder: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    (rgb_folder / "notes.jpg").write_text("not a photo")
+    options = ["--db", str(tmp_path / "lib.sqlite3"), "--device", "cpu"]
+    assert main(["models", "use", str(tiny_bundle), *options]) == 0
+    assert main(["index", str(rgb_folder), *options]) == 0
+    capsys.readouterr()
+    return options
+
+
+def test_json_lines_carry_path_score_caption_and_query(db, rgb_folder, capsys):
+    assert main(["search", "red", *db, "--json", "--cutoff", "-1"]) == 0
+    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [Path(h["path"]).name for h in hits] == ["red.jpg", "green.png", "blue.jpg"]
+    assert all(Path(h["path"]).is_absolute() and h["query"] == "red" for h in hits)
+    assert all(isinstance(h["score"], float) and isinstance(h["caption"], str) for h in hits)
+    assert hits[0]["score"] > hits[1]["score"]
+
+
+def test_queries_from_standard_input_are_answered_in_one_run(db, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("red\n\n  \n-blue\nblue\n"))
+    # A query made only of things to avoid is refused; the others are answered; blank lines skipped.
+    assert main(["search", "-", *db, "--json", "--limit", "1"]) == 2
+    captured = capsys.readouterr()
+    hits = [json.loads(line) for line in captured.out.splitlines()]
+    assert [(h["query"], Path(h["path"]).name) for h in hits] == [("red", "red.jpg"), ("blue", "blue.jpg")]
+    assert captured.err.strip() == "-blue: a query needs something to look for, not only things to avoid"
+
+
+@pytest.mark.parametrize("query", ["", "   "])
+def test_an_empty_query_is_an_error_not_silence(db, capsys, query):
+    assert main(["search", query, *db]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.strip() == "photoseek: empty query"
+
+
+def test_a_missing_photo_is_named_once(db, tmp_path, capsys):
+    missing = tmp_path / "nowhere.jpg"
+    assert main(["search", f"like:{missing}", *db]) == 2
+    assert capsys.readouterr().err.strip() == f"photoseek: like:{missing}: no such photo in the library or on disk"
+    assert main(["caption", str(missing), *db]) == 1
+    assert capsys.readouterr().err.strip() == f"{missing}: no such photo"
+
+
+def test_status_lists_the_unreadable_file_with_its_reason(db, rgb_folder, capsys):
+    assert main(["status", *db, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["photos"], info["indexed"], info["failed"], info["pending"]) == (4, 3, 1, 0)
+    [failure] = info["failures"]
+    assert failure["path"] == str(rgb_folder / "notes.jpg") and "text file" in failure["reason"]
+    assert main(["caption", str(rgb_folder / "notes.jpg"), *db]) == 1
+    assert "text file" in capsys.readouterr().err
