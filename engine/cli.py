@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +36,8 @@ class _ProgressLine:
         self._dirty = False
 
     def __call__(self, progress: IndexProgress) -> None:
+        if progress.total == 0:
+            return  # nothing to index: the summary line says so
         now = time.monotonic()
         if self.tty:
             self.stream.write("\r\033[K" + progress.line())
@@ -92,6 +96,25 @@ def _open(args: argparse.Namespace, progress: _ProgressLine | None = None):
         device=getattr(args, "device", "auto"),
         on_model_progress=line.build,
     )
+
+
+def _library_path(args: argparse.Namespace) -> Path:
+    return Path(args.db) if args.db else paths.default_db_path()
+
+
+def _require_library(args: argparse.Namespace) -> None:
+    """Commands that only read a library refuse a missing one rather than make an empty file
+    (a mistyped ``--db`` would otherwise leave a stray library and answer "no photos")."""
+    path = _library_path(args)
+    if not path.exists():
+        raise LibraryError(f"no library at {path}: `photoseek index FOLDER` makes one")
+
+
+def _library_or_scratch(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+    """Commands that work without a library (a caption, a model check) use a temporary one
+    rather than create the user's library as a side effect."""
+    if not _library_path(args).exists():
+        args.db = str(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="photoseek-"))) / "scratch.sqlite3")
 
 
 def _print_sync(report, stream=sys.stderr) -> None:
@@ -178,6 +201,7 @@ def _hit_json(query: str, hit) -> dict[str, object]:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    _require_library(args)
     batch = args.query == "-"
     # Blank lines of a batch are skipped; a single empty query is the user's mistake to hear about.
     queries = [q for q in (line.strip() for line in sys.stdin) if q] if batch else [args.query.strip()]
@@ -210,7 +234,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_caption(args: argparse.Namespace) -> int:
     status = EXIT_OK
-    with _open(args) as library:
+    with contextlib.ExitStack() as stack:
+        _library_or_scratch(args, stack)
+        library = stack.enter_context(_open(args))
         for path in args.paths:
             try:
                 text = library.caption(path)
@@ -223,6 +249,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    _require_library(args)
     with _open(args) as library:
         info = library.status()
     if args.json:
@@ -283,7 +310,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(f"TensorRT library found: {'yes' if tensorrt_present() else 'no'}")
     print(f"providers chosen for --device {args.device}: {', '.join(choose_providers(args.device))}")
     print(f"data folder: {paths.data_dir()}")
-    print(f"library: {args.db or paths.default_db_path()}")
+    library_path = _library_path(args)
+    print(f"library: {library_path}{'' if library_path.exists() else ' (none yet)'}")
     bundles = registry.installed()
     print(f"model bundles in {paths.models_dir()}: {len(bundles)}")
     for manifest in bundles:
@@ -293,7 +321,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
         from engine.library import Library
 
-        with Library(args.db, model=args.model, device=args.device) as library:
+        with contextlib.ExitStack() as stack:
+            _library_or_scratch(args, stack)
+            library = stack.enter_context(Library(args.db, model=args.model, device=args.device))
             model = library.model
             text = model.text.encode_query("a test")
             size = model.image.preprocess.size
@@ -490,6 +520,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     return actions[args.action](args)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="photoseek", description="Find photos by describing them. Runs locally.")
     parser.add_argument("--version", action="version", version=f"photoseek {__version__}")
@@ -513,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", parents=[common], help="find photos by description")
     p.add_argument("query", help='what to find; "-" reads one query per line from standard input')
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=_positive, default=20, help="most results per query (default: 20)")
     p.add_argument("--json", action="store_true", help="one JSON object per result")
     p.add_argument("--cutoff", type=float, help="minimum score (default: the model's calibrated cutoff)")
     p.add_argument("--paths-only", action="store_true", help="do not print captions")
@@ -608,6 +648,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nphotoseek: interrupted; run the same command again to continue", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`photoseek search cat | head -3`): stop quietly, as other tools do.
+        # Python would complain again flushing stdout at exit; point it at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

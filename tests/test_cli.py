@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,40 @@ def test_status_lists_the_unreadable_file_with_its_reason(db, rgb_folder, capsys
     assert failure["path"] == str(rgb_folder / "notes.jpg") and "text file" in failure["reason"]
     assert main(["caption", str(rgb_folder / "notes.jpg"), *db]) == 1
     assert "text file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("limit", ["0", "-3", "ten"])
+def test_a_limit_below_one_is_refused(db, capsys, limit):
+    with pytest.raises(SystemExit) as exit_:
+        main(["search", "red", *db, "--limit", limit])
+    assert exit_.value.code == 2 and "--limit" in capsys.readouterr().err
+
+
+def test_reading_commands_do_not_make_a_library_where_there_is_none(tmp_path, tiny_bundle, rgb_folder, capsys):
+    missing = tmp_path / "typo" / "lib.sqlite3"
+    options = ["--db", str(missing), "--device", "cpu", "--model", str(tiny_bundle)]
+    for command in (["search", "red"], ["status"]):
+        assert main([*command, *options]) == 1
+        message = f"photoseek: no library at {missing}: `photoseek index FOLDER` makes one"
+        assert capsys.readouterr().err.strip() == message
+    # A caption and the installation check need no library: they work, and still make none.
+    assert main(["caption", str(rgb_folder / "red.jpg"), *options]) == 0
+    assert capsys.readouterr().out.strip()
+    assert main(["doctor", *options]) == 0
+    assert f"library: {missing} (none yet)" in capsys.readouterr().out
+    assert not missing.parent.exists()
+
+
+def test_a_closed_pipe_ends_the_output_quietly(db):
+    # `photoseek search red | head -1`: the reader is gone before the results are written.
+    repo = Path(__file__).resolve().parents[1]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "search", "red", *db, "--cutoff", "-1"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    child.stdout.close()
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 141 and b"Traceback" not in err, err.decode()
