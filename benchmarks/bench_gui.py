@@ -24,7 +24,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import describe  # noqa: E402
+from benchmarks.workdir import WORKDIR_HELP, scratch_folder  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -217,7 +217,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=100_000)
     parser.add_argument("--index", type=int, default=2000)
-    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--workdir", type=Path, help=WORKDIR_HELP)
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--paint-only", action="store_true", help="measure only the first paint")
     args = parser.parse_args()
@@ -226,8 +226,7 @@ def main() -> None:
     if args.child:
         child_first_paint(args.child)
         return
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="photoseek-bench-gui-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = scratch_folder(args.workdir, "photoseek-bench-gui-")
     os.environ.setdefault("PHOTOSEEK_DATA_DIR", str(workdir / "data"))
     os.environ.setdefault("PHOTOSEEK_CACHE_DIR", str(workdir / "cache"))
     print(f"making a library of {args.photos:,} photos ...", flush=True)

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import describe  # noqa: E402
+from benchmarks.workdir import WORKDIR_HELP, scratch_folder  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -166,14 +166,14 @@ def main() -> None:
         help="photos for the slow reference loops (default: all, the same photos as the other variants)",
     )
     parser.add_argument("--model", default=None)
-    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--workdir", type=Path, help=WORKDIR_HELP)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each variant; the best counts")
     args = parser.parse_args()
 
     from engine.models.registry import load_model
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="photoseek-bench-index-"))
+    workdir = scratch_folder(args.workdir, "photoseek-bench-index-")
     photos = make_photos(workdir / "photos", args.photos)
     model = load_model(args.model, device="cpu")
     model.image.encode([Image.new("RGB", (64, 64))])  # sessions loaded before timing

@@ -24,7 +24,6 @@ import resource
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import describe  # noqa: E402
+from benchmarks.workdir import WORKDIR_HELP, scratch_folder  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 WORDS = (
@@ -112,7 +112,8 @@ def measure(db: Path, queries: int) -> dict[str, float]:
     ids = np.concatenate([i for i, _ in library._vector_chunks()])
     hits = 0
     brute = []
-    for text in texts[:50]:
+    sample = texts[:50]
+    for text in sample:
         q = library.model.text.encode_query(text)
         t = time.perf_counter()
         truth = set(ids[np.argsort(-(exact @ q))[:10]].tolist())
@@ -129,7 +130,7 @@ def measure(db: Path, queries: int) -> dict[str, float]:
         "cold_p95_ms": float(np.percentile(cold, 95) * 1e3),
         "warm_p50_ms": float(np.percentile(warm, 50) * 1e3),
         "warm_p95_ms": float(np.percentile(warm, 95) * 1e3),
-        "recall_at_10": hits / (10 * 50),
+        "recall_at_10": hits / (10 * len(sample)),
         "text_encoder_p50_ms": float(np.percentile(encode, 50) * 1e3),
         "text_encoder_p95_ms": float(np.percentile(encode, 95) * 1e3),
         "bruteforce_f32_p50_ms": float(np.percentile(brute, 50) * 1e3),
@@ -141,7 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=500)
-    parser.add_argument("--workdir", type=Path, help="where the synthetic libraries go (default: a temp folder)")
+    parser.add_argument("--workdir", type=Path, help=WORKDIR_HELP)
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -151,7 +152,7 @@ def main() -> None:
     from engine.models.registry import load_model
 
     model = load_model(None, device="cpu")
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="photoseek-bench-search-"))
+    workdir = scratch_folder(args.workdir, "photoseek-bench-search-")
     rows = []
     for size in args.sizes:
         # the model's id is in the name: a library filled for another model has no vectors for this one

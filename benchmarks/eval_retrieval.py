@@ -28,7 +28,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -39,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import describe  # noqa: E402
+from benchmarks.workdir import WORKDIR_HELP, scratch_folder  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -453,7 +453,7 @@ def main() -> None:
     parser.add_argument("--split", choices=("dev", "test", "all"), default="test")
     parser.add_argument("--model", default=None, help="model id or bundle folder (default: built-in)")
     parser.add_argument("--no-text", action="store_true", help="skip reading text in photos")
-    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--workdir", type=Path, help=WORKDIR_HELP)
     parser.add_argument(
         "--gallery-all",
         action="store_true",
@@ -461,7 +461,7 @@ def main() -> None:
     )
     parser.add_argument("--write-doc", action="store_true")
     args = parser.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="photoseek-eval-"))
+    workdir = scratch_folder(args.workdir, "photoseek-eval-")
     result = evaluate(args.data, args.split, args.model, not args.no_text, workdir, gallery_all=args.gallery_all)
     for key in (
         "split",

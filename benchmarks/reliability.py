@@ -23,7 +23,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import describe  # noqa: E402
+from benchmarks.workdir import WORKDIR_HELP, scratch_folder  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -181,9 +181,9 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=100)
     parser.add_argument("--fuzz", type=int, default=5000)
     parser.add_argument("--many", type=int, default=100_000, help="files in one folder (0: skip)")
-    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--workdir", type=Path, help=WORKDIR_HELP)
     args = parser.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="photoseek-reliability-"))
+    workdir = scratch_folder(args.workdir, "photoseek-reliability-")
     os.environ.setdefault("PHOTOSEEK_DATA_DIR", str(workdir / "data"))
     os.environ.setdefault("PHOTOSEEK_CACHE_DIR", str(workdir / "cache"))
     from engine.library import Library
