@@ -7,8 +7,10 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -632,11 +634,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train(args)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    # `kill`, a logout or a service manager stop a long `index` or `watch` as Ctrl+C does: the
+    # work in hand is committed or left to the next run, and the watcher says it stopped.
+    previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
     try:
         return int(args.func(args))
     except (RootError, QueryError) as exc:
@@ -653,6 +663,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Python would complain again flushing stdout at exit; point it at /dev/null first.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    finally:
+        if previous is not None:  # None: not set from Python, nothing to put back
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,24 @@ def test_a_closed_pipe_ends_the_output_quietly(db):
     child.stdout.close()
     _, err = child.communicate(timeout=120)
     assert child.returncode == 141 and b"Traceback" not in err, err.decode()
+
+
+def test_the_watcher_stops_cleanly_when_terminated(db):
+    # A service manager or `kill` sends SIGTERM: the watcher stops as with Ctrl+C, exit code 0.
+    repo = Path(__file__).resolve().parents[1]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "watch", *db],
+        cwd=repo,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stderr is not None
+    lines = []
+    while not any("photos found" in line for line in lines):  # the first scan is done
+        line = child.stderr.readline()
+        assert line, f"the watcher ended early: {lines}"
+        lines.append(line)
+    child.send_signal(signal.SIGTERM)
+    rest = child.stderr.read()
+    assert child.wait(timeout=60) == 0
+    assert "stopping..." in rest and "Traceback" not in rest
