@@ -458,8 +458,10 @@ class MainWindow(QMainWindow):
             self.message.setVisible(False)
             self.grid.setCurrentIndex(self.model.index(0))
         else:
-            self.message.setText(results.message or "No photo matches well enough.")
+            message = results.message or "no photo matches well enough"
+            self.message.setText(message[:1].upper() + message[1:] + ".")
             self.message.setVisible(True)
+            self.status_text.setText(f"No photo matches “{text}”")
             self.detail.show_photo(None)
 
     def _search_failed(self, text: str, message: str) -> None:
@@ -467,6 +469,8 @@ class MainWindow(QMainWindow):
             self.model.show_results([])
             self.message.setText(message)
             self.message.setVisible(True)
+            self.status_text.setText(f"Could not search for “{text}”")
+            self.detail.show_photo(None)
 
     def _focus_search(self) -> None:
         self.search.setFocus()

@@ -65,15 +65,30 @@ def test_typed_query_puts_the_expected_photo_first_and_shows_its_caption(qtbot, 
 def test_query_that_matches_nothing_says_so(qtbot, open_window, rgb_folder):
     window = open_window(str(rgb_folder))
     wait_synced(qtbot, window)
+    assert search(qtbot, window, "red").hits
     window.settings.setValue("cutoff", 0.999)
     results = search(qtbot, window, "purple")
     assert not results.hits
-    assert window.model.rowCount() == 0
+    assert window.model.rowCount() == 0 and window.detail.photo is None
     assert window.message.isVisible() and "no photo" in window.message.text().lower()
+    assert window.status_text.text() == "No photo matches “purple”"  # not the last search's count
     from PySide6.QtCore import Qt
 
     qtbot.keyClick(window.search, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: window.model.rowCount() == 3)
+
+
+def test_a_query_that_cannot_be_searched_says_why(qtbot, open_window, rgb_folder):
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    assert search(qtbot, window, "red").hits
+    window.search.clear()
+    with qtbot.waitSignal(window.searcher.failed, timeout=10_000) as blocker:
+        qtbot.keyClicks(window.search, "like:nowhere.jpg")
+    assert blocker.args == ["like:nowhere.jpg", "like:nowhere.jpg: no such photo in the library or on disk"]
+    assert window.model.rowCount() == 0 and window.detail.photo is None
+    assert window.message.isVisible() and window.message.text() == blocker.args[1]
+    assert window.status_text.text() == "Could not search for “like:nowhere.jpg”"
 
 
 def test_adding_a_folder_indexes_it_and_problems_lists_a_corrupt_file(qtbot, open_window, rgb_folder, tmp_path):
