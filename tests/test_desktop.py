@@ -45,7 +45,8 @@ def wait_synced(qtbot, window) -> None:
 
 def search(qtbot, window, text: str):
     window.search.clear()
-    with qtbot.waitSignal(window.searcher.results, timeout=10_000) as blocker:
+    # The answer to this text: the window also searches again by itself when the library changes.
+    with qtbot.waitSignal(window.searcher.results, timeout=10_000, check_params_cb=lambda t, _r: t == text) as blocker:
         qtbot.keyClicks(window.search, text)  # the debounce timer fires the search
     return blocker.args[1]
 
