@@ -115,15 +115,24 @@ def class_ancestor_table() -> dict[str, set[str]]:
     return table
 
 
+def rank_by_label(library, gallery: np.ndarray, gallery_labels: list[str], labels: set[str]):  # type: ignore[no-untyped-def]
+    """Each of ``labels`` typed as a query: the label, every gallery photo's score, and the
+    ranks, average precision and positions of the gallery photos with that label."""
+    from engine.search.query import parse
+
+    for label in sorted(labels):
+        scores = gallery @ library.query_vector(parse(label))
+        ranks, ap = ranks_for(scores, gallery_labels, label)
+        positions = [i for i, lab in enumerate(gallery_labels) if lab == label]
+        yield label, scores, ranks, ap, positions
+
+
 def ranks_among(library, gallery: np.ndarray, gallery_labels: list[str], queries: list[int]) -> list[int]:  # type: ignore[no-untyped-def]
     """Ranks of the gallery photos ``queries`` (indices) for their own labels, each competing
     with every gallery photo of another label."""
-    from engine.search.query import parse
-
     rank_of: dict[int, int] = {}
-    for label in sorted({gallery_labels[i] for i in queries}):
-        ranks, _ = ranks_for(gallery @ library.query_vector(parse(label)), gallery_labels, label)
-        positions = [i for i, lab in enumerate(gallery_labels) if lab == label]
+    wanted = {gallery_labels[i] for i in queries}
+    for _, _, ranks, _, positions in rank_by_label(library, gallery, gallery_labels, wanted):
         rank_of.update(zip(positions, ranks, strict=True))
     return [rank_of[i] for i in queries]
 
@@ -165,15 +174,11 @@ def evaluate(
     aps: list[float] = []
     pos_scores: list[float] = []
     neg_scores: list[float] = []
-    for label in sorted(set(labels)):
-        q = library.query_vector(parse(label))
-        scores = vectors @ q
+    for label, scores, ranks, ap, positions in rank_by_label(library, vectors, labels, set(labels)):
         is_pos = np.array([lab == label for lab in labels])
         pos_scores += scores[is_pos].tolist()
         neg_scores += scores[~is_pos].tolist()
-        ranks, ap = ranks_for(scores, labels, label)
         per_label[label] = ranks
-        positions = [i for i, lab in enumerate(labels) if lab == label]
         rank_of.update(zip(positions, ranks, strict=True))
         aps.append(ap)
     all_ranks = [rank_of[i] for i in range(len(kept))]

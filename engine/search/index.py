@@ -179,14 +179,8 @@ class VectorIndex:
 
     def set(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Replace the whole index."""
-        ids = np.asarray(ids, dtype=np.int64).copy()
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
-        with self._lock:
-            if len(ids) > self.quantize_above and self.fetch_exact is not None:
-                packed, scales = quantize_4bit(vectors, self.block)
-                self._set_all(ids, packed, scales, np.zeros((0, self.dim), dtype=np.float32))
-            else:
-                self._set_all(ids, None, np.zeros((0, 1), dtype=np.float32), vectors.copy())
+        ids = np.asarray(ids, dtype=np.int64)
+        self.set_chunks(len(ids), [(ids, np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim))])
 
     def set_chunks(self, count: int, chunks: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
         """Replace the whole index from ``count`` vectors arriving in chunks, without ever holding
