@@ -563,9 +563,16 @@ class MainWindow(QMainWindow):
             self.start_watching()
             undo = QPushButton("Undo")
             undo.setFlat(True)
+            undo.setToolTip(f"Add {folder} back; its photos are not indexed again")
             self.statusBar().addWidget(undo)
-            undo.clicked.connect(lambda: (self.statusBar().removeWidget(undo), self.add_folder(folder)))
-            QTimer.singleShot(15000, lambda: self.statusBar().removeWidget(undo))
+
+            def drop_undo() -> None:
+                self.statusBar().removeWidget(undo)
+                undo.deleteLater()
+
+            undo.clicked.connect(lambda: (drop_undo(), self.add_folder(folder)))
+            # Tied to the button: a window closed (and deleted) before then cancels the timer.
+            QTimer.singleShot(15000, undo, drop_undo)
 
         self.background.run(lambda: self.library.remove_root(folder), removed)
 

@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: How long the vectors, captions and text of a removed folder's photos are kept: adding the
+#: folder back within this time (the window's Undo, or a folder removed by mistake) runs no model.
+KEEP_REMOVED_SECONDS = 600.0
+
 
 @dataclass(frozen=True)
 class Root:
@@ -485,11 +489,19 @@ class Library:
         return Root(root_id, path, True, 0)
 
     def remove_root(self, folder: Path | str) -> int:
-        """Forget a folder and its photos (the files are not touched). Returns how many photos."""
+        """Forget a folder and its photos (the files are not touched). Returns how many photos.
+
+        Their vectors, captions and text stay for :data:`KEEP_REMOVED_SECONDS` (then go at the
+        next full check), so that adding the folder back soon reads its files but runs no model."""
         target = Path(folder).expanduser()
         for root in self.roots():
             if root.path == target or root.path == target.resolve():
                 with self._writing(), self._lock, self._conn:
+                    self._conn.execute(
+                        "INSERT OR REPLACE INTO kept_contents (content_id, until) SELECT DISTINCT content_id, ? "
+                        "FROM photos WHERE root_id = ? AND content_id IS NOT NULL",
+                        (time.time() + KEEP_REMOVED_SECONDS, root.id),
+                    )
                     ids = [r[0] for r in self._conn.execute("SELECT id FROM photos WHERE root_id = ?", (root.id,))]
                     self._conn.execute("DELETE FROM photos WHERE root_id = ?", (root.id,))
                     self._conn.execute("DELETE FROM roots WHERE id = ?", (root.id,))
@@ -768,8 +780,13 @@ class Library:
 
     @staticmethod
     def _collect_garbage(conn: sqlite3.Connection) -> None:
-        """Delete contents no photo refers to any more (and their vectors and captions)."""
-        orphans = "SELECT id FROM contents WHERE id NOT IN (SELECT content_id FROM photos WHERE content_id IS NOT NULL)"
+        """Delete contents no photo refers to any more (and their vectors and captions), except
+        those of a recently removed folder."""
+        conn.execute("DELETE FROM kept_contents WHERE until <= ?", (time.time(),))
+        orphans = (
+            "SELECT id FROM contents WHERE id NOT IN (SELECT content_id FROM photos WHERE content_id IS NOT NULL) "
+            "AND id NOT IN (SELECT content_id FROM kept_contents)"
+        )
         for table in ("embeddings", "captions", "photo_text"):
             conn.execute(f"DELETE FROM {table} WHERE content_id IN ({orphans})")
         conn.execute(f"DELETE FROM contents WHERE id IN ({orphans})")

@@ -109,6 +109,29 @@ def test_adding_a_folder_indexes_it_and_problems_lists_a_corrupt_file(qtbot, ope
     assert "could not be read" in window.status_text.text()
 
 
+def test_removing_a_folder_can_be_undone_without_indexing_again(qtbot, open_window, rgb_folder):
+    from PySide6.QtWidgets import QPushButton
+
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    window.remove_folder(rgb_folder.resolve())
+
+    def undo_button():
+        buttons = [b for b in window.statusBar().findChildren(QPushButton) if b.text() == "Undo" and b.isVisible()]
+        return buttons[0] if buttons else None
+
+    qtbot.waitUntil(lambda: undo_button() is not None, timeout=10_000)
+    assert window.model.rowCount() == 0 and window.library.roots() == []
+    assert "Removed" in window.status_text.text()
+    with qtbot.waitSignal(window.sync.finished, timeout=SYNC_TIMEOUT_MS) as blocker:
+        undo_button().click()
+    report, _status = blocker.args[0]
+    assert report.index is not None and (report.index.embedded, report.index.reused) == (0, 3)
+    assert undo_button() is None  # used once, then gone
+    assert window.model.rowCount() == 3 and [r.path for r in window.library.roots()] == [rgb_folder.resolve()]
+    assert (rgb_folder / "red.jpg").exists()
+
+
 def test_first_start_without_a_folder_opens_the_sample_photos(qtbot, open_window):
     window = open_window()
     qtbot.waitUntil(lambda: len(window.library.roots()) == 1, timeout=10_000)

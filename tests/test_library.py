@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 from engine.errors import QueryError, RootError
-from engine.library import Library
+from engine.library import KEEP_REMOVED_SECONDS, Library
 from tests.conftest import solid
 
 
@@ -178,17 +179,29 @@ def test_add_root_rejects_bad_folders(tmp_path, tiny_bundle, rgb_folder):
             library.add_root(rgb_folder / "sub")
 
 
-def test_remove_root_forgets_photos_but_not_files(tmp_path, tiny_bundle, rgb_folder):
+def test_remove_root_forgets_photos_but_not_files(tmp_path, tiny_bundle, rgb_folder, monkeypatch):
     with open_library(tmp_path, tiny_bundle) as library:
         library.add_root(rgb_folder)
         library.sync()
         assert library.remove_root(rgb_folder) == 3
-        assert library.photo_count() == 0
+        assert library.photo_count() == 0 and library.roots() == []
         assert library.search("red").hits == []
         assert (rgb_folder / "red.jpg").exists()
         conn = library._conn
-        assert conn.execute("SELECT count(*) FROM contents").fetchone()[0] == 0
-        assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 0
+        # Kept a while: adding the folder back (Undo) reads the files but runs no model.
+        library.collect_garbage()
+        assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 3
+        library.add_root(rgb_folder)
+        report = library.sync()
+        assert report.index is not None and (report.index.embedded, report.index.reused) == (0, 3)
+        assert library.search("red").hits[0].photo.path.name == "red.jpg"
+        # Removed again and the time is up: the next clean-up deletes what belonged to it.
+        library.remove_root(rgb_folder)
+        later = time.time() + KEEP_REMOVED_SECONDS + 1
+        monkeypatch.setattr(time, "time", lambda: later)
+        library.collect_garbage()
+        for table in ("contents", "embeddings", "captions", "kept_contents"):
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
 
 
 def test_large_library_path_quantized_index_with_exact_rerank(tmp_path, tiny_bundle, rgb_folder):

@@ -51,3 +51,20 @@ def test_reopening_keeps_data(tmp_path):
         conn.execute("INSERT INTO meta VALUES ('k', 'v')")
     conn.close()
     assert connect(path).execute("SELECT value FROM meta WHERE key = 'k'").fetchone()[0] == "v"
+
+
+def test_a_library_of_version_1_is_migrated_with_its_data(tmp_path):
+    from engine.store.schema import MIGRATIONS
+
+    path = tmp_path / "lib.sqlite3"
+    raw = sqlite3.connect(path)
+    MIGRATIONS[0](raw)  # a library as the first version wrote it
+    raw.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    raw.execute("PRAGMA user_version = 1")
+    raw.execute("INSERT INTO roots (id, path, added_at, online) VALUES (1, '/photos', 0, 1)")
+    raw.commit()
+    raw.close()
+    conn = connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("SELECT path FROM roots").fetchall() == [("/photos",)]
+    assert conn.execute("SELECT count(*) FROM kept_contents").fetchone()[0] == 0

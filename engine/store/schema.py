@@ -82,6 +82,18 @@ def _v1(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v2(conn: sqlite3.Connection) -> None:
+    """Contents of a removed folder's photos, kept ``until`` a time so that adding the folder
+    back (the window's Undo) reuses their vectors, captions and text instead of running the
+    models on every photo again."""
+    sqlite_utils.Database(conn).table("kept_contents").create(
+        {"content_id": int, "until": float},
+        pk="content_id",
+        not_null={"until"},
+        foreign_keys=[("content_id", "contents", "id")],
+    )
+
+
 #: MIGRATIONS[i] upgrades a library from version i to version i + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
