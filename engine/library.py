@@ -976,7 +976,10 @@ class Library:
                 )
             }
             cursor = conn.execute(
-                "SELECT content_id, vector FROM embeddings WHERE model_id = ? AND kind = 'image' AND region = 0",
+                # Only contents some photo shows: not those kept a while after their folder was
+                # removed, nor a deleted file's that waits for its move to arrive.
+                "SELECT content_id, vector FROM embeddings e WHERE model_id = ? AND kind = 'image' AND region = 0 "
+                "AND EXISTS (SELECT 1 FROM photos p WHERE p.content_id = e.content_id)",
                 (model.id,),
             )
             while rows := cursor.fetchmany(chunk):

@@ -191,6 +191,7 @@ def test_remove_root_forgets_photos_but_not_files(tmp_path, tiny_bundle, rgb_fol
         # Kept a while: adding the folder back (Undo) reads the files but runs no model.
         library.collect_garbage()
         assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 3
+        assert len(library.search_index()) == 0  # kept, but no photo shows them: not searched
         library.add_root(rgb_folder)
         report = library.sync()
         assert report.index is not None and (report.index.embedded, report.index.reused) == (0, 3)
