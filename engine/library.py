@@ -35,7 +35,7 @@ from engine.models.registry import LoadedModel, load_captioner_bundle, load_mode
 from engine.models.runtime import SessionFactory
 from engine.search.index import QUANTIZE_ABOVE, VectorIndex
 from engine.search.query import Query, parse
-from engine.store.db import FileIdentity, connect, open_reader
+from engine.store.db import FileIdentity, connect, describe_error, open_reader
 from engine.store.lock import WriterLock
 
 if TYPE_CHECKING:
@@ -216,7 +216,10 @@ class Library:
         :class:`~engine.errors.LibraryBusyError`) and make sure the file is still the one opened."""
         with self._writer_lock.hold():
             self._identity.check()
-            yield
+            try:
+                yield
+            except sqlite3.OperationalError as exc:  # a full disk, a read-only file: say which
+                raise LibraryError(describe_error(exc, self.db_path)) from exc
 
     def _stop_switch(self) -> None:
         """Stop a background re-embedding (it resumes with the next sync or reembed)."""

@@ -75,6 +75,8 @@ def _check_identity(conn: sqlite3.Connection, path: Path) -> int:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    except sqlite3.OperationalError as exc:  # e.g. "unable to open database file"
+        raise LibraryError(f"cannot open the library at {path}: {exc}") from exc
     except sqlite3.DatabaseError as exc:
         raise LibraryError(f"{path} is not a Photoseek library (not an SQLite database: {exc})") from exc
     if tables and app_id != APPLICATION_ID:
@@ -87,11 +89,49 @@ def _check_identity(conn: sqlite3.Connection, path: Path) -> int:
     return int(version)
 
 
+def read_only_media(path: Path) -> bool:
+    """Whether the library at ``path`` cannot be written at all: a read-only disk, or a file or
+    folder this user cannot write. SQLite cannot make a WAL library's shared-memory file there,
+    so such a library opens only as immutable (:func:`_open_immutable`)."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return True
+    except (OSError, AttributeError):  # AttributeError: no statvfs (Windows)
+        pass
+    return not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+
+
+def _open_immutable(path: Path) -> sqlite3.Connection:
+    """A library that cannot change while it is open (on read-only media): read without locks,
+    WAL or migrations; a library of an older version cannot be upgraded there and is refused."""
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro&immutable=1", uri=True, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise LibraryError(f"cannot open the library at {path}: {exc}") from exc
+    try:
+        version = _check_identity(conn, path)
+        if version < SCHEMA_VERSION:
+            raise LibraryError(
+                f"the library {path} was written by an older Photoseek (library version {version}) and must be "
+                f"upgraded to version {SCHEMA_VERSION} once, which needs write access; it is on a read-only disk "
+                "or in a folder that cannot be written. Open it once where it can be written; it was not changed."
+            )
+    except LibraryError:
+        conn.close()
+        raise
+    log.info("library %s is read-only: opened for reading only", path)
+    return conn
+
+
 def connect(path: Path | str, *, create: bool = True) -> sqlite3.Connection:
-    """Open (and create or migrate) the library at ``path`` for reading and writing."""
+    """Open (and create or migrate) the library at ``path`` for reading and writing; a library
+    on read-only media is opened for reading only (writing to it then fails with a clear
+    message)."""
     path = Path(path)
     if not create and not path.exists():
         raise LibraryError(f"no library at {path}")
+    if path.is_file() and read_only_media(path):
+        return _open_immutable(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
@@ -135,8 +175,10 @@ def open_reader(path: Path | str) -> sqlite3.Connection:
     path = Path(path)
     if not path.exists():
         raise LibraryError(f"no library at {path}")
+    if read_only_media(path):
+        return _open_immutable(path)
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False)
     except sqlite3.Error as exc:
         raise LibraryError(f"cannot open the library at {path}: {exc}") from exc
     version = _check_identity(conn, path)
