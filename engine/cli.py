@@ -29,13 +29,14 @@ DEMO_QUERIES = ("a cat", "a cup of coffee", "a rocket", "flowers", "a red car", 
 class _ProgressLine:
     """One updating line on stderr (a TTY), or a line every few seconds (a log file)."""
 
-    def __init__(self, stream=sys.stderr, interval: float = 2.0, build_title: str = "") -> None:
-        self.stream = stream
+    def __init__(self, stream=None, interval: float = 2.0, build_title: str = "") -> None:
+        self.stream = stream or sys.stderr  # looked up now: the caller may have redirected it
         self.build_title = build_title or "Preparing the built-in model (first run only)"
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
         self.interval = interval
         self._last = 0.0
         self._dirty = False
+        self._finished: tuple[int, int] | None = None
 
     def __call__(self, progress: IndexProgress) -> None:
         if progress.total == 0:
@@ -45,6 +46,10 @@ class _ProgressLine:
             self.stream.write("\r\033[K" + progress.line())
             self._dirty = True
         elif now - self._last >= self.interval or progress.done == progress.total:
+            finished = (progress.done, progress.total)
+            if progress.done == progress.total and finished == self._finished:
+                return  # the last line once, though the end may be reported twice
+            self._finished = finished if progress.done == progress.total else None
             self.stream.write(progress.line() + "\n")
             self._last = now
         self.stream.flush()
@@ -119,7 +124,8 @@ def _library_or_scratch(args: argparse.Namespace, stack: contextlib.ExitStack) -
         args.db = str(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="photoseek-"))) / "scratch.sqlite3")
 
 
-def _print_sync(report, stream=sys.stderr) -> None:
+def _print_sync(report, stream=None) -> None:
+    stream = stream or sys.stderr
     index = report.index
     parts = [
         f"{report.found} photos found",

@@ -125,3 +125,19 @@ def test_the_watcher_stops_cleanly_when_terminated(db):
     rest = child.stderr.read()
     assert child.wait(timeout=60) == 0
     assert "stopping..." in rest and "Traceback" not in rest
+
+
+def test_indexing_progress_ends_with_one_line_and_a_summary(tmp_path, tiny_bundle, rgb_folder, capsys):
+    options = ["--db", str(tmp_path / "lib.sqlite3"), "--device", "cpu", "--model", str(tiny_bundle)]
+    assert main(["index", str(rgb_folder), *options, "--no-text"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert sum(line.startswith("3/3 photos") for line in err) == 1, err
+    assert err[-1].startswith("3 photos found; 3 new; 0 changed; 0 removed; 3 indexed")
+    assert main(["index", *options, "--no-text"]) == 0  # nothing to do: no progress line at all
+    assert capsys.readouterr().err.splitlines() == [
+        "3 photos found; 0 new; 0 changed; 0 removed; 0 indexed, 0 reused, 0 failed in 0.0s"
+    ]
+    (rgb_folder / "copy.jpg").write_bytes((rgb_folder / "red.jpg").read_bytes())  # reused, not indexed
+    assert main(["index", *options, "--no-text"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert sum(line.startswith("1/1 photos") for line in err) == 1, err
