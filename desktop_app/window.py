@@ -695,7 +695,8 @@ class MainWindow(QMainWindow):
         current = self.library.model_name or ""
         default_cutoff = 0.2
         if self.library.model_loaded:
-            current = self.library.model.id
+            # The bundle's id, as the model list names it (its label carries the version too).
+            current = self.library.model.manifest.id
             default_cutoff = self.library.model.cutoff
         dialog = PreferencesDialog(self, self.settings, current, default_cutoff)
         dialog.download_button.clicked.connect(lambda: self._pull(dialog.download.currentData(), dialog))
@@ -733,7 +734,11 @@ class MainWindow(QMainWindow):
     def _remove_model(self, name: str | None, in_use: str, dialog: QDialog) -> None:
         if not name:
             return
-        if name in (in_use, self.library.pending_model_name, self.library.captioner_name):
+        from engine.models import registry
+
+        needed = self.library.models_in_use() | {in_use}
+        bundle = next((m for m in registry.installed() if registry.is_named(m, name)), None)
+        if name in needed or (bundle is not None and any(registry.is_named(bundle, n) for n in needed)):
             QMessageBox.information(dialog, "Remove a model", f"{name} is in use; choose another model first.")
             return
         answer = QMessageBox.question(
@@ -744,8 +749,6 @@ class MainWindow(QMainWindow):
         )
         if answer != QMessageBox.StandardButton.Yes:
             return
-        from engine.models import registry
-
         dialog.reject()
         self.background.run(
             lambda: registry.remove(name),

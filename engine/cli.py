@@ -498,14 +498,14 @@ def _models_use(args: argparse.Namespace) -> int:
 
 def _models_remove(args: argparse.Namespace) -> int:
     from engine.models import registry
-    from engine.models.manifest import load_manifest
 
     library = _library_if_exists(args)
     if library is not None and not args.force:
         with library:
-            in_use = {library.model_name, library.pending_model_name, library.captioner_name} - {None}
-        target = load_manifest(registry.resolve(args.name))
-        if in_use & {target.id, target.label, str(target.root), args.name}:
+            in_use = library.models_in_use()
+        # Among the installed bundles only: resolving the name could build the built-in model.
+        target = next((m for m in registry.installed() if registry.is_named(m, args.name)), None)
+        if args.name in in_use or (target is not None and any(registry.is_named(target, n) for n in in_use)):
             print(f"photoseek: {args.name} is in use by {library.db_path}; choose another model first", file=sys.stderr)
             return EXIT_USAGE
     manifest = registry.remove(args.name)

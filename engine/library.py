@@ -28,6 +28,7 @@ from engine.ingest.decode import decode_photo, read_photo_file
 from engine.ingest.pipeline import Committed, Indexer, IndexProgress, IndexReport, Job
 from engine.ingest.scan import entry_for, from_db_name, is_hidden, to_db_name, walk
 from engine.ingest.watch import ChangeBatch
+from engine.models.builtin import BUILTIN_ID
 from engine.models.builtin import Progress as BuildProgress
 from engine.models.encoders import normalize
 from engine.models.manifest import MANIFEST_NAME, load_manifest
@@ -281,6 +282,12 @@ class Library:
     def captioner_name(self) -> str | None:
         """The captioner bundle chosen for this library (None: the model's own captioner)."""
         return self._captioner_name
+
+    def models_in_use(self) -> set[str]:
+        """Names of the bundles this library needs: its model (the built-in one where none was
+        chosen), a model it is switching to, its captioner. Not to be removed."""
+        names = (self.model_name or BUILTIN_ID, self.pending_model_name, self.captioner_name)
+        return {name for name in names if name}
 
     def _has_indexed_photos(self) -> bool:
         with self._lock:

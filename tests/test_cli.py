@@ -141,3 +141,19 @@ def test_indexing_progress_ends_with_one_line_and_a_summary(tmp_path, tiny_bundl
     assert main(["index", *options, "--no-text"]) == 0
     err = capsys.readouterr().err.splitlines()
     assert sum(line.startswith("1/1 photos") for line in err) == 1, err
+
+
+def test_the_built_in_model_of_a_library_is_not_removed_unasked(tmp_path, tiny_bundle, capsys):
+    import shutil
+
+    from engine import paths
+    from engine.library import Library
+
+    builtin = paths.models_dir() / "photoseek-builtin"
+    shutil.copytree(tiny_bundle, builtin)  # stands in for the built bundle: only its folder name counts
+    db = tmp_path / "lib.sqlite3"
+    Library(db).close()  # a library that chose no model uses the built-in one
+    assert main(["models", "remove", "photoseek-builtin", "--db", str(db)]) == 2
+    assert "is in use by" in capsys.readouterr().err and builtin.is_dir()
+    assert main(["models", "remove", "photoseek-builtin", "--db", str(db), "--force"]) == 0
+    assert not builtin.exists()

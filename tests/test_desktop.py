@@ -231,3 +231,34 @@ def test_preferences_offer_stronger_models_with_their_cost(qtbot, open_window, r
     info = dialog.download_info.text()
     assert "MB download" in info and "photos/s" in info and "ms per query" in info
     assert dialog.model.findData(window.library.model.id) >= 0  # the model in use is listed
+
+
+def test_the_model_in_use_cannot_be_removed_from_preferences(qtbot, tmp_path, tiny_bundle, rgb_folder, monkeypatch):
+    import shutil
+
+    from PySide6.QtWidgets import QDialog, QMessageBox
+
+    from desktop_app.window import PreferencesDialog
+
+    installed = paths.models_dir() / "tiny-rgb"
+    shutil.copytree(tiny_bundle, installed)
+    window = build(["--db", str(tmp_path / "lib.sqlite3"), "--model", "tiny-rgb", "--device", "cpu", str(rgb_folder)])
+    qtbot.addWidget(window)
+    wait_synced(qtbot, window)
+    said: list[str] = []
+    monkeypatch.setattr(QMessageBox, "information", lambda _parent, _title, text: said.append(text))
+    monkeypatch.setattr(QMessageBox, "question", lambda *a: pytest.fail("asked to confirm removing the model in use"))
+    shown: list[PreferencesDialog] = []
+
+    def press_remove(dialog):  # the user opens Preferences and presses Remove on the model shown
+        shown.append(dialog)
+        dialog.remove_button.click()
+        return QDialog.DialogCode.Rejected
+
+    monkeypatch.setattr(PreferencesDialog, "exec", press_remove)
+    window.show_preferences()
+    [dialog] = shown
+    assert dialog.model.currentData() == "tiny-rgb" and dialog.model.findText("tiny-rgb@1 (in use)") < 0
+    assert said == ["tiny-rgb is in use; choose another model first."] and installed.is_dir()
+    window.sync.stop()
+    window.library.close()

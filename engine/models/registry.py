@@ -113,11 +113,21 @@ def load_model(
     )
 
 
+def is_named(manifest: Manifest, name: str) -> bool:
+    """Whether ``name`` (an id, an ``id@version`` label, a folder name or path) names this bundle."""
+    if name in (manifest.id, manifest.label, manifest.root.name):
+        return True
+    try:
+        return Path(name).expanduser().resolve() == manifest.root.resolve()
+    except (OSError, ValueError):
+        return False
+
+
 def remove(name: str, models_root: Path | None = None) -> Manifest:
     """Delete an installed bundle (the built-in one is rebuilt on its next use)."""
     root = models_root or paths.models_dir()
     for manifest in installed(root):
-        if name in (manifest.id, manifest.label, manifest.root.name):
+        if is_named(manifest, name):
             if manifest.root.parent.resolve() != root.resolve():
                 raise ModelError(f"{manifest.root} is not inside {root}; not removing it")
             shutil.rmtree(manifest.root)
