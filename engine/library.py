@@ -1132,6 +1132,8 @@ class Library:
         file = Path(path).expanduser()
         if photo is not None and photo.state == "failed":
             raise DecodeError(photo.error or "this photo could not be read")
+        if file.is_dir():
+            raise LibraryError("a folder, not a photo (`photoseek index` indexes a folder)")
         if not file.is_file():
             raise LibraryError("no such photo")  # the caller names the path
         model = self.model

@@ -57,6 +57,8 @@ def test_a_missing_photo_is_named_once(db, tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"photoseek: like:{missing}: no such photo in the library or on disk"
     assert main(["caption", str(missing), *db]) == 1
     assert capsys.readouterr().err.strip() == f"{missing}: no such photo"
+    assert main(["caption", str(tmp_path), *db]) == 1
+    assert capsys.readouterr().err.strip() == f"{tmp_path}: a folder, not a photo (`photoseek index` indexes a folder)"
 
 
 def test_status_lists_the_unreadable_file_with_its_reason(db, rgb_folder, capsys):
