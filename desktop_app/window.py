@@ -734,11 +734,7 @@ class MainWindow(QMainWindow):
     def _remove_model(self, name: str | None, in_use: str, dialog: QDialog) -> None:
         if not name:
             return
-        from engine.models import registry
-
-        needed = self.library.models_in_use() | {in_use}
-        bundle = next((m for m in registry.installed() if registry.is_named(m, name)), None)
-        if name in needed or (bundle is not None and any(registry.is_named(bundle, n) for n in needed)):
+        if name == in_use or self.library.uses_model(name):
             QMessageBox.information(dialog, "Remove a model", f"{name} is in use; choose another model first.")
             return
         answer = QMessageBox.question(
@@ -749,6 +745,8 @@ class MainWindow(QMainWindow):
         )
         if answer != QMessageBox.StandardButton.Yes:
             return
+        from engine.models import registry
+
         dialog.reject()
         self.background.run(
             lambda: registry.remove(name),

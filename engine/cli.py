@@ -106,7 +106,8 @@ def _open(args: argparse.Namespace, progress: _ProgressLine | None = None):
 
 
 def _library_path(args: argparse.Namespace) -> Path:
-    return Path(args.db) if args.db else paths.default_db_path()
+    db = getattr(args, "db", None)  # `models build` has no --db
+    return Path(db) if db else paths.default_db_path()
 
 
 def _require_library(args: argparse.Namespace) -> None:
@@ -378,7 +379,7 @@ def _library_if_exists(args: argparse.Namespace):
     """The library named by --db (or the default one) when it exists; None otherwise."""
     from engine.library import Library
 
-    path = Path(args.db) if getattr(args, "db", None) else paths.default_db_path()
+    path = _library_path(args)
     return Library(path) if path.exists() else None
 
 
@@ -502,10 +503,8 @@ def _models_remove(args: argparse.Namespace) -> int:
     library = _library_if_exists(args)
     if library is not None and not args.force:
         with library:
-            in_use = library.models_in_use()
-        # Among the installed bundles only: resolving the name could build the built-in model.
-        target = next((m for m in registry.installed() if registry.is_named(m, args.name)), None)
-        if args.name in in_use or (target is not None and any(registry.is_named(target, n) for n in in_use)):
+            in_use = library.uses_model(args.name)
+        if in_use:
             print(f"photoseek: {args.name} is in use by {library.db_path}; choose another model first", file=sys.stderr)
             return EXIT_USAGE
     manifest = registry.remove(args.name)

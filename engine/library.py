@@ -32,7 +32,7 @@ from engine.models.builtin import BUILTIN_ID
 from engine.models.builtin import Progress as BuildProgress
 from engine.models.encoders import normalize
 from engine.models.manifest import MANIFEST_NAME, load_manifest
-from engine.models.registry import LoadedModel, load_captioner_bundle, load_model, resolve
+from engine.models.registry import LoadedModel, installed, is_named, load_captioner_bundle, load_model, resolve
 from engine.models.runtime import SessionFactory
 from engine.search.index import QUANTIZE_ABOVE, VectorIndex
 from engine.search.query import Query, parse
@@ -47,6 +47,13 @@ log = logging.getLogger(__name__)
 #: How long the vectors, captions and text of a removed folder's photos are kept: adding the
 #: folder back within this time (the window's Undo, or a folder removed by mistake) runs no model.
 KEEP_REMOVED_SECONDS = 600.0
+
+#: The image vectors a search index holds: those of contents some photo shows (not those kept a
+#: while after their folder was removed, nor a deleted file's that waits for its move to arrive).
+_SEARCHED_VECTORS = (
+    "FROM embeddings e WHERE model_id = ? AND kind = 'image' AND region = 0 "
+    "AND EXISTS (SELECT 1 FROM photos p WHERE p.content_id = e.content_id)"
+)
 
 
 @dataclass(frozen=True)
@@ -288,6 +295,13 @@ class Library:
         chosen), a model it is switching to, its captioner. Not to be removed."""
         names = (self.model_name or BUILTIN_ID, self.pending_model_name, self.captioner_name)
         return {name for name in names if name}
+
+    def uses_model(self, name: str) -> bool:
+        """Whether ``name`` (an id, a label, a folder) names a bundle of :meth:`models_in_use`.
+        Only installed bundles are looked at: resolving the name could build the built-in model."""
+        in_use = self.models_in_use()
+        bundle = next((m for m in installed(self._models_root) if is_named(m, name)), None)
+        return name in in_use or (bundle is not None and any(is_named(bundle, n) for n in in_use))
 
     def _has_indexed_photos(self) -> bool:
         with self._lock:
@@ -985,13 +999,7 @@ class Library:
                     (model.id,),
                 )
             }
-            cursor = conn.execute(
-                # Only contents some photo shows: not those kept a while after their folder was
-                # removed, nor a deleted file's that waits for its move to arrive.
-                "SELECT content_id, vector FROM embeddings e WHERE model_id = ? AND kind = 'image' AND region = 0 "
-                "AND EXISTS (SELECT 1 FROM photos p WHERE p.content_id = e.content_id)",
-                (model.id,),
-            )
+            cursor = conn.execute("SELECT content_id, vector " + _SEARCHED_VECTORS, (model.id,))
             while rows := cursor.fetchmany(chunk):
                 ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
                 vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
@@ -1006,10 +1014,7 @@ class Library:
                 started = time.perf_counter()
                 model = self.model
                 with self._lock:
-                    count = self._conn.execute(
-                        "SELECT count(*) FROM embeddings WHERE model_id = ? AND kind = 'image' AND region = 0",
-                        (model.id,),
-                    ).fetchone()[0]
+                    count = self._conn.execute("SELECT count(*) " + _SEARCHED_VECTORS, (model.id,)).fetchone()[0]
                 index = VectorIndex(
                     model.manifest.embedding_size, quantize_above=self.quantize_above, fetch_exact=self._fetch_exact
                 )
