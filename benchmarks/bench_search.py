@@ -108,8 +108,9 @@ def measure(db: Path, queries: int) -> dict[str, float]:
         library.model.text.encode_query(f"{texts[n % len(texts)]} encoder {n}")
         encode.append(time.perf_counter() - t)
     # Recall@10 against exact float32 brute force, and brute-force latency.
-    exact = np.concatenate([v for _, v in library._vector_chunks()])
-    ids = np.concatenate([i for i, _ in library._vector_chunks()])
+    chunks = list(library._vector_chunks())  # one read of the library for both
+    exact = np.concatenate([v for _, v in chunks])
+    ids = np.concatenate([i for i, _ in chunks])
     hits = 0
     brute = []
     sample = texts[:50]
