@@ -38,53 +38,42 @@ class _ProgressLine:
         self._dirty = False
         self._finished: tuple[int, int] | None = None
 
-    def __call__(self, progress: IndexProgress) -> None:
-        if progress.total == 0:
-            return  # nothing to index: the summary line says so
-        now = time.monotonic()
-        if self.tty:
-            self.stream.write("\r\033[K" + progress.line())
-            self._dirty = True
-        elif now - self._last >= self.interval or progress.done == progress.total:
-            finished = (progress.done, progress.total)
-            if progress.done == progress.total and finished == self._finished:
-                return  # the last line once, though the end may be reported twice
-            self._finished = finished if progress.done == progress.total else None
-            self.stream.write(progress.line() + "\n")
-            self._last = now
-        self.stream.flush()
-
-    def text(self, progress: IndexProgress) -> None:
-        """Progress of the text-reading pass."""
-        line = progress.line().replace(" photos (0 failed)", " photos")
-        now = time.monotonic()
-        if self.tty:
-            self.stream.write("\r\033[KReading text in photos: " + line)
-            self._dirty = True
-        elif now - self._last >= self.interval or progress.done == progress.total:
-            self.stream.write("Reading text in photos: " + line + "\n")
-            self._last = now
-        self.stream.flush()
-
-    def build(self, message: str, fraction: float) -> None:
-        text = f"{self.build_title}: {message} ({fraction:.0%})"
-        if self.tty:
-            self.stream.write("\r\033[K" + text)
-            self._dirty = True
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def message(self, line: str) -> None:
-        """Show ``line`` (overwriting on a TTY, every few seconds in a log file)."""
+    def _show(self, line: str, *, end: tuple[int, int] | None = None, always: bool = False) -> None:
+        """Overwrite the line on a TTY; in a log file write it every few seconds, ``always``,
+        or when it is the last of a pass (``end``: its done and total), that one only once
+        though the end may be reported twice."""
         now = time.monotonic()
         if self.tty:
             self.stream.write("\r\033[K" + line)
             self._dirty = True
-        elif now - self._last >= self.interval:
+        elif always or end is not None or now - self._last >= self.interval:
+            if end is not None and end == self._finished:
+                return
+            self._finished = end
             self.stream.write(line + "\n")
             self._last = now
         self.stream.flush()
+
+    @staticmethod
+    def _end(progress: IndexProgress) -> tuple[int, int] | None:
+        return (progress.done, progress.total) if progress.done == progress.total else None
+
+    def __call__(self, progress: IndexProgress) -> None:
+        if progress.total == 0:
+            return  # nothing to index: the summary line says so
+        self._show(progress.line(), end=self._end(progress))
+
+    def text(self, progress: IndexProgress) -> None:
+        """Progress of the text-reading pass."""
+        line = progress.line().replace(" photos (0 failed)", " photos")
+        self._show("Reading text in photos: " + line, end=self._end(progress))
+
+    def build(self, message: str, fraction: float) -> None:
+        self._show(f"{self.build_title}: {message} ({fraction:.0%})", always=True)
+
+    def message(self, line: str) -> None:
+        """Show ``line`` (overwriting on a TTY, every few seconds in a log file)."""
+        self._show(line)
 
     def done(self) -> None:
         if self._dirty:
