@@ -139,6 +139,16 @@ class ModelSwitch:
 ChangeListener = Callable[[list[Committed]], None]
 
 
+def _changed(counts: changes.ChangeCounts) -> list[Committed]:
+    """What listeners hear of a walk or a watcher's batch: photos removed, moved, or found new
+    or changed (pending: not indexed yet)."""
+    return (
+        [Committed(i, None, "removed", None) for i in counts.removed_ids]
+        + [Committed(i, None, "moved", None) for i in counts.moved_ids]
+        + [Committed(i, None, "pending", None) for i in counts.pending_ids]
+    )
+
+
 def _with_text_in_photo(ids: list[int], vectors: np.ndarray, text: dict[int, np.ndarray], weight: float) -> np.ndarray:
     """``vectors`` (one row per id) with the text found in each photo mixed in: its text vector
     times ``weight`` added and the sum made unit length again, as every image vector is searched
@@ -589,16 +599,17 @@ class Library:
             report.new += counts.new
             report.changed += counts.changed
             report.removed += counts.removed
-            self._notify([Committed(i, None, "removed", None) for i in counts.removed_ids])
+            # Before the model is loaded (or built): the window shows the photos found meanwhile.
+            self._notify(_changed(counts))
         return self._pending_jobs([r.id for r in roots])
 
     def _pending_jobs(self, root_ids: list[int]) -> list[Job]:
         if not root_ids:
             return []
         model_id = self.model.id
-        captioner_id = self._captioner_id()
         marks = ",".join("?" * len(root_ids))
         with self._lock:
+            captioner_id = self._captioner_id()
             rows = self._conn.execute(
                 f"""SELECT p.id, r.path, p.rel_path, p.size, p.mtime_ns FROM photos p
                     JOIN roots r ON r.id = p.root_id
@@ -783,10 +794,7 @@ class Library:
                     entry = entry_for(root.path, Path(path))
                     with self._lock, self._conn:
                         counts.add(changes.record_file(self._conn, root.id, rel, entry, now))
-        self._notify(
-            [Committed(i, None, "removed", None) for i in counts.removed_ids]
-            + [Committed(i, None, "moved", None) for i in counts.moved_ids]
-        )
+        self._notify(_changed(counts))
         return counts
 
     def _on_committed(self, changes: list[Committed]) -> None:
@@ -827,8 +835,15 @@ class Library:
     """
 
     def _captioner_id(self) -> str:
-        model = self.model
-        return model.captioner.id if model.captioner else ""
+        """The captioner whose captions photos are listed with. Listing never loads the model:
+        the window lists photos while the model is loaded, or on a first start built (about
+        fifteen seconds), in the background. Until then, the captioner of the caption written
+        last. Call with ``_lock`` held."""
+        model = self._model
+        if model is not None:
+            return model.captioner.id if model.captioner else ""
+        row = self._conn.execute("SELECT model_id FROM captions ORDER BY rowid DESC LIMIT 1").fetchone()
+        return str(row[0]) if row else ""
 
     @staticmethod
     def _photo(row: tuple) -> Photo:
@@ -1131,6 +1146,7 @@ class Library:
 
     def caption(self, path: Path | str) -> str:
         """The caption of a photo: stored if the photo is indexed, generated now otherwise."""
+        model = self.model  # loaded first: the stored caption is then its captioner's
         photo = self.photo(path)
         if photo is not None and photo.caption:
             return photo.caption
@@ -1141,7 +1157,6 @@ class Library:
             raise LibraryError("a folder, not a photo (`photoseek index` indexes a folder)")
         if not file.is_file():
             raise LibraryError("no such photo")  # the caller names the path
-        model = self.model
         if model.captioner is None:
             raise LibraryError(f"the model {model.manifest.id} has no captioner")
         data = read_photo_file(file, file.stat().st_size)

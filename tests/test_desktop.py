@@ -138,6 +138,51 @@ def test_first_start_without_a_folder_opens_the_sample_photos(qtbot, open_window
     assert window.library.roots()[0].path == paths.SAMPLE_PHOTOS_DIR.resolve()
 
 
+def test_the_window_opens_before_the_model_is_loaded(qtbot, open_window, rgb_folder, monkeypatch):
+    """A first start builds the built-in model (about fifteen seconds): in the background, with
+    the window already open, not before it on the GUI thread."""
+    import threading
+
+    loaded_on: list[str] = []
+    load = Library._load
+
+    def recording_load(self, name):  # type: ignore[no-untyped-def]
+        loaded_on.append(threading.current_thread().name)
+        return load(self, name)
+
+    monkeypatch.setattr(Library, "_load", recording_load)
+    first = open_window(str(rgb_folder))  # a library with photos and captions, opened again below
+    wait_synced(qtbot, first)
+    first.close()
+    first.library.close()
+    window = open_window()
+    wait_synced(qtbot, window)
+    assert window.model.rowCount() == 3 and window.library.model_loaded
+    assert loaded_on and threading.main_thread().name not in loaded_on, loaded_on
+
+
+def test_photos_found_show_while_the_model_is_still_loading(qtbot, open_window, rgb_folder, monkeypatch):
+    import threading
+
+    release = threading.Event()
+    load = Library._load
+
+    def slow_load(self, name):  # type: ignore[no-untyped-def]
+        release.wait(30)  # the built-in model's first build
+        return load(self, name)
+
+    monkeypatch.setattr(Library, "_load", slow_load)
+    window = open_window(str(rgb_folder))
+    try:
+        qtbot.waitUntil(lambda: window.model.rowCount() == 3, timeout=10_000)
+        assert not window.library.model_loaded
+        assert {window.model.photo_at(n).state for n in range(3)} == {"pending"}
+    finally:
+        release.set()
+    wait_synced(qtbot, window)
+    assert {window.model.photo_at(n).state for n in range(3)} == {"indexed"}
+
+
 def test_quitting_mid_indexing_stops_quickly_and_leaves_a_sound_library(qtbot, open_window, tmp_path):
     folder = tmp_path / "many"
     for n in range(240):

@@ -108,6 +108,23 @@ def test_captions_are_stored_and_shown(tmp_path, tiny_bundle, rgb_folder):
         assert "blue thing" in library.caption(outside)
 
 
+def test_listing_photos_does_not_load_the_model(tmp_path, tiny_bundle, rgb_folder):
+    """The window lists photos at once while the model loads (or is built) in the background."""
+    (rgb_folder / "broken.jpg").write_bytes(b"not a photo")
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        library.sync()
+    with open_library(tmp_path, tiny_bundle) as library:
+        listed = {p.path.name: p for p in library.photos()}
+        red = library.photo(rgb_folder / "red.jpg")
+        problems = library.problems()
+        assert not library.model_loaded
+        assert red is not None and "red thing" in (red.caption or "")
+        assert "green thing" in (listed["green.png"].caption or "")
+        assert [p.path.name for p in problems] == ["broken.jpg"]
+        assert library.caption(rgb_folder / "red.jpg") == red.caption and library.model_loaded
+
+
 def test_cutoff_hides_poor_matches_and_says_why(tmp_path, tiny_bundle, rgb_folder):
     with open_library(tmp_path, tiny_bundle) as library:
         library.add_root(rgb_folder)

@@ -28,6 +28,7 @@ class ChangeCounts:
     moved: int = 0
     removed_ids: list[int] = field(default_factory=list)
     moved_ids: list[int] = field(default_factory=list)
+    pending_ids: list[int] = field(default_factory=list)  # new or changed: to be indexed
 
     def add(self, other: ChangeCounts) -> None:
         self.new += other.new
@@ -35,6 +36,7 @@ class ChangeCounts:
         self.removed += other.removed
         self.moved += other.moved
         self.removed_ids += other.removed_ids
+        self.pending_ids += other.pending_ids
         self.moved_ids += other.moved_ids
 
 
@@ -62,10 +64,11 @@ def record_walk(
     for entry in walked.files:
         row = known.pop(entry.rel_path, None)
         if row is None:
-            _insert(conn, root_id, entry, now)
+            counts.pending_ids.append(_insert(conn, root_id, entry, now))
             counts.new += 1
         elif (row[1], row[2]) != (entry.size, entry.mtime_ns):
             _mark_changed(conn, row[0], entry)
+            counts.pending_ids.append(row[0])
             counts.changed += 1
     unreadable = [rel for rel, _ in walked.problems]
     gone = [
@@ -79,11 +82,13 @@ def record_walk(
     return counts
 
 
-def _insert(conn: sqlite3.Connection, root_id: int, entry: FileEntry, now: float) -> None:
-    conn.execute(
+def _insert(conn: sqlite3.Connection, root_id: int, entry: FileEntry, now: float) -> int:
+    cursor = conn.execute(
         "INSERT INTO photos (root_id, rel_path, size, mtime_ns, state, seen_at) VALUES (?, ?, ?, ?, 'pending', ?)",
         (root_id, entry.rel_path, entry.size, entry.mtime_ns, now),
     )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
 
 
 def _mark_changed(conn: sqlite3.Connection, photo_id: int, entry: FileEntry) -> None:
@@ -104,10 +109,11 @@ def record_file(conn: sqlite3.Connection, root_id: int, rel: str, entry: FileEnt
         "SELECT id, size, mtime_ns FROM photos WHERE root_id = ? AND rel_path = ?", (root_id, entry.rel_path)
     ).fetchone()
     if row is None:
-        _insert(conn, root_id, entry, now)
+        counts.pending_ids.append(_insert(conn, root_id, entry, now))
         counts.new += 1
     elif (row[1], row[2]) != (entry.size, entry.mtime_ns):
         _mark_changed(conn, row[0], entry)
+        counts.pending_ids.append(row[0])
         counts.changed += 1
     return counts
 

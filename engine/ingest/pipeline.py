@@ -85,7 +85,7 @@ class Committed:
 
     photo_id: int
     content_id: int | None
-    state: str  # "indexed" or "failed"; the library also reports "removed" and "moved"
+    state: str  # "indexed" or "failed"; the library also reports "removed", "moved" and "pending"
     vector: np.ndarray | None  # a new vector, when one was computed
 
 
