@@ -628,6 +628,11 @@ class MainWindow(QMainWindow):
             self.status_text.setText(f"{stage} {done:,} of {total:,} MB")
             return
         self.status_text.setText(f"{stage} photos: {done:,} of {total:,}, {rate:.1f} photos/s, {eta_text} left")
+        if self._status is None and self.library.model_loaded:
+            # Indexing has started, so the model is ready: say which it is and where it runs now,
+            # not only when the whole run (text reading included: hours for a large library) ends.
+            self._status = self.library.model_status()
+            self._show_device()
 
     def _model_progress(self, message: str, fraction: float) -> None:
         self.progress_bar.setVisible(fraction < 1.0)

@@ -936,8 +936,6 @@ class Library:
                    AND e.kind = 'image' AND e.region = 0)""",
                 (model.id,),
             ).fetchone()[0]
-        report = model.sessions.report
-        last_run = self._meta("device_report")
         return {
             "library": str(self.db_path),
             "photos": total,
@@ -945,9 +943,20 @@ class Library:
             "failed": failed,
             "pending": total - indexed - failed,
             "roots": [{"path": str(r.path), "online": r.online, "photos": r.photos} for r in self.roots()],
+            "switching_to": self.switch_progress(),
+            **self.model_status(),
+            "failures": [{"path": str(p.path), "reason": p.error} for p in self.problems()],
+        }
+
+    def model_status(self) -> dict[str, object]:
+        """The model, its captioner and where they run, without the counts of :meth:`status`
+        (loads the model)."""
+        model = self.model
+        report = model.sessions.report
+        last_run = self._meta("device_report")
+        return {
             "model": {"id": model.manifest.id, "version": model.manifest.version, "name": model.manifest.name},
             "captioner": model.captioner.id if model.captioner else None,
-            "switching_to": self.switch_progress(),
             "device": {
                 "requested": report.requested,
                 "providers": report.active or report.tried,
@@ -956,7 +965,6 @@ class Library:
                 "warning": report.warning,
                 "last_run": json.loads(last_run) if last_run else None,
             },
-            "failures": [{"path": str(p.path), "reason": p.error} for p in self.problems()],
         }
 
     # -- search ------------------------------------------------------------------------------

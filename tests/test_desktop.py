@@ -161,6 +161,15 @@ def test_the_window_opens_before_the_model_is_loaded(qtbot, open_window, rgb_fol
     assert loaded_on and threading.main_thread().name not in loaded_on, loaded_on
 
 
+def test_the_model_and_where_it_runs_show_once_indexing_starts(qtbot, open_window, rgb_folder):
+    """Not only when the run ends: the text-reading pass after indexing takes hours on a large library."""
+    window = open_window(str(rgb_folder))
+    seen: list[str] = []
+    window.sync.progress.connect(lambda *_: seen.append(window.device_label.text()))  # after the window's slot
+    wait_synced(qtbot, window)
+    assert seen and seen[0] == f"{window.library.model.manifest.name} on CPU", seen
+
+
 def test_photos_found_show_while_the_model_is_still_loading(qtbot, open_window, rgb_folder, monkeypatch):
     import threading
 
