@@ -23,6 +23,8 @@ from engine.library import Library
 
 log = logging.getLogger(__name__)
 
+SEARCH_LIMIT = 200  # photos a search in the window shows, best first
+
 
 class SyncTask(QObject):
     """Brings the library up to date with its folders on a thread of its own; cancellable."""
@@ -85,7 +87,7 @@ class SearchTask(QRunnable):
 
     def run(self) -> None:
         try:
-            result: object = self.library.search(self.text, limit=200, cutoff=self.cutoff)
+            result: object = self.library.search(self.text, limit=SEARCH_LIMIT, cutoff=self.cutoff)
         except Exception as exc:
             result = exc
         self.signals.done.emit(self.number, result)

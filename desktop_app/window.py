@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.photo_model import THUMB, PhotoListModel, PhotoRole
-from desktop_app.tasks import Searcher, SyncTask, Thumbnailer
+from desktop_app.tasks import SEARCH_LIMIT, Searcher, SyncTask, Thumbnailer
 from engine.library import Library, Photo, SearchResults
 from engine.models.catalogue import catalogue, find, measured_cost
 from engine.models.registry import installed
@@ -46,6 +46,13 @@ log = logging.getLogger(__name__)
 
 DETAIL = 1024  # pixels of the detail view's picture
 DEBOUNCE_MS = 250
+
+
+def _matches(count: int, text: str) -> str:
+    """The status bar's line for a search's results (a full page may not be all that match)."""
+    if count >= SEARCH_LIMIT:
+        return f"The {count} best matches for “{text}”"
+    return f"{count} photo{'s match' if count != 1 else ' matches'} “{text}”, best first"
 
 
 class _Background(QObject):
@@ -454,7 +461,7 @@ class MainWindow(QMainWindow):
         self.thumbnails.forget_pending()
         self.model.show_results(results.hits)
         if results.hits:
-            self.status_text.setText(f"{len(results.hits)} photos match “{text}”, best first")
+            self.status_text.setText(_matches(len(results.hits), text))
             self.message.setVisible(False)
             self.grid.setCurrentIndex(self.model.index(0))
         else:

@@ -61,6 +61,21 @@ def test_typed_query_puts_the_expected_photo_first_and_shows_its_caption(qtbot, 
     qtbot.waitUntil(lambda: window.detail.photo is not None and window.detail.photo.path.name == "blue.jpg")
     assert first.caption and window.detail.caption.text() == first.caption
     assert "blue.jpg" in window.detail.facts.text()
+    assert window.model.rowCount() == 1  # the others score below the cutoff
+    assert window.status_text.text() == "1 photo matches “blue”, best first"
+
+
+def test_a_full_page_of_results_is_not_called_all_that_match(qtbot, open_window, rgb_folder, monkeypatch):
+    import desktop_app.tasks
+    import desktop_app.window
+
+    for module in (desktop_app.tasks, desktop_app.window):
+        monkeypatch.setattr(module, "SEARCH_LIMIT", 2)
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    search(qtbot, window, "a thing")
+    assert window.model.rowCount() == 2
+    assert window.status_text.text() == "The 2 best matches for “a thing”"
 
 
 def test_query_that_matches_nothing_says_so(qtbot, open_window, rgb_folder):
