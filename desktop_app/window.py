@@ -105,6 +105,7 @@ class DetailPanel(QWidget):
 
     find_similar = Signal(object)
     similar_but = Signal(object)
+    said = Signal(str)  # a line for the status bar
 
     def __init__(self, thumbnails: Thumbnailer) -> None:
         super().__init__()
@@ -200,11 +201,18 @@ class DetailPanel(QWidget):
 
     def _open(self) -> None:
         if self.photo:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.photo.path)))
+            self._open_with_desktop(self.photo.path)
 
     def _reveal(self) -> None:
         if self.photo:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.photo.path.parent)))
+            self._open_with_desktop(self.photo.path.parent)
+
+    def _open_with_desktop(self, path: Path) -> None:
+        """Open a photo or folder with the desktop's application for it, or say why not."""
+        if not path.exists():
+            self.said.emit(f"{path} is not there any more (moved, deleted, or on a drive that is not connected)")
+        elif not QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
+            self.said.emit(f"No application could open {path}")
 
     def _copy(self) -> None:
         if self.photo:
@@ -372,6 +380,7 @@ class MainWindow(QMainWindow):
         self.grid.activated.connect(lambda index: self._open_detail(index.row()))
         self.detail.find_similar.connect(self._find_similar)
         self.detail.similar_but.connect(self._similar_but)
+        self.detail.said.connect(self.status_text.setText)
 
         QShortcut(QKeySequence.StandardKey.Find, self, activated=self._focus_search)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self._clear_search)

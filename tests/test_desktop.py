@@ -65,6 +65,34 @@ def test_typed_query_puts_the_expected_photo_first_and_shows_its_caption(qtbot, 
     assert window.status_text.text() == "1 photo matches “blue”, best first"
 
 
+def test_open_says_why_when_a_photo_cannot_be_opened(qtbot, open_window, rgb_folder, monkeypatch):
+    import dataclasses
+
+    from PySide6.QtGui import QDesktopServices
+
+    opened: list[str] = []
+
+    def no_application(url):  # type: ignore[no-untyped-def]
+        opened.append(url.toLocalFile())
+        return False
+
+    monkeypatch.setattr(QDesktopServices, "openUrl", no_application)
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    photo = window.library.photo(rgb_folder / "red.jpg")
+    window.detail.show_photo(photo)
+    window.detail.actions["Open"].click()  # no application for it on this desktop
+    assert opened == [str(photo.path)]
+    assert window.status_text.text() == f"No application could open {photo.path}"
+    gone = dataclasses.replace(photo, path=photo.path.with_name("gone.jpg"))
+    window.detail.show_photo(gone)
+    window.detail.actions["Open"].click()
+    assert opened == [str(photo.path)]
+    assert window.status_text.text().startswith(f"{gone.path} is not there any more")
+    window.detail.actions["Reveal"].click()  # the folder is there
+    assert opened == [str(photo.path), str(photo.path.parent)]
+
+
 def test_a_full_page_of_results_is_not_called_all_that_match(qtbot, open_window, rgb_folder, monkeypatch):
     import desktop_app.tasks
     import desktop_app.window
