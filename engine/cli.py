@@ -374,7 +374,7 @@ def _library_if_exists(args: argparse.Namespace):
 
 def _models_list(args: argparse.Namespace) -> int:
     from engine.models import registry
-    from engine.models.catalogue import catalogue, measured_cost
+    from engine.models.catalogue import catalogue, download_estimate, measured_cost
 
     library = _library_if_exists(args)
     marks: dict[str, str] = {}
@@ -405,14 +405,11 @@ def _models_list(args: argparse.Namespace) -> int:
     if available:
         print("Available (photoseek models pull NAME):")
     for model in available:
-        known = model.download_size
-        if known:
-            download = f"{known / 1e6:8.1f} MB"
-        else:
-            download = f"> {model.known_size / 1e6:6.1f} MB" if model.known_size else "  size unknown"
+        megabytes, exact = download_estimate(model.name)
+        download = "size unknown" if megabytes is None else f"{'' if exact else '~'}{megabytes:.0f} MB"
         langs = ",".join(model.languages) if len(model.languages) <= 3 else f"{len(model.languages)} languages"
         dim = f"{model.embedding_size}-d" if model.embedding_size else "captions"
-        print(f"  {model.name:24} {model.kind:16} {download}  {dim:8} {model.license:10} {langs:12} {model.title}")
+        print(f"  {model.name:24} {model.kind:16} {download:>12}  {dim:8} {model.license:10} {langs:12} {model.title}")
         print(f"  {'':24} costs: {measured_cost(model.name)}")
     return EXIT_OK
 

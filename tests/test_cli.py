@@ -159,3 +159,19 @@ def test_the_built_in_model_of_a_library_is_not_removed_unasked(tmp_path, tiny_b
     assert "is in use by" in capsys.readouterr().err and builtin.is_dir()
     assert main(["models", "remove", "photoseek-builtin", "--db", str(db), "--force"]) == 0
     assert not builtin.exists()
+
+
+def test_models_list_gives_each_download_one_size(tmp_path, capsys):
+    """The size column and the costs line below it agree, for every model the catalogue offers."""
+    import re
+
+    from engine.models.catalogue import catalogue
+
+    assert main(["models", "list", "--db", str(tmp_path / "lib.sqlite3")]) == 0
+    listing = capsys.readouterr().out
+    for name in catalogue():
+        pattern = rf"^  {re.escape(name)} .*?(~?)(\d+) MB .*\n.*costs: (about )?([\d,]+) MB download"
+        row = re.search(pattern, listing, re.M)
+        assert row, f"{name} not listed with a size:\n{listing}"
+        assert row[2] == row[4].replace(",", ""), row[0]
+        assert bool(row[1]) == bool(row[3]), row[0]  # both estimates, or both exact

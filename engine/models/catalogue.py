@@ -251,22 +251,39 @@ def find(name: str) -> CatalogueModel:
     raise ModelNotFoundError(f"no model called {name!r} in the catalogue (see `photoseek models list`)")
 
 
-def measured_cost(name: str) -> str:
-    """What a catalogue model costs in size and speed, in words (for `models list` and the GUI).
-    Speeds are this project's measurements with same-shaped graphs (resources/models/speed.json)."""
-    entry = find(name)
+def _measured(name: str) -> dict[str, float]:
+    """This project's measurements of a catalogue model with same-shaped graphs
+    (resources/models/speed.json)."""
     speed_file = paths.RESOURCES_DIR / "models" / "speed.json"
     try:
-        speeds = json.loads(speed_file.read_text(encoding="utf-8"))["models"].get(name, {})
+        return dict(json.loads(speed_file.read_text(encoding="utf-8"))["models"].get(name, {}))
     except (OSError, ValueError, KeyError):
-        speeds = {}
-    size = entry.download_size
-    if size:
-        parts = [f"{size / 1e6:,.0f} MB download"]
-    elif "onnx_mb" in speeds:
-        parts = [f"about {speeds['onnx_mb']:,.0f} MB download"]
-    else:
+        return {}
+
+
+def download_estimate(name: str) -> tuple[float | None, bool]:
+    """Megabytes a pull of ``name`` downloads, and whether that is exact (every file's size is
+    pinned). Otherwise the measured size of its ONNX graphs, never less than the files whose
+    size is pinned; None when neither is known."""
+    entry = find(name)
+    if entry.download_size:
+        return entry.download_size / 1e6, True
+    measured = _measured(name).get("onnx_mb")
+    if measured is None:
+        return (entry.known_size / 1e6 or None), False
+    return max(float(measured), entry.known_size / 1e6), False
+
+
+def measured_cost(name: str) -> str:
+    """What a catalogue model costs in size and speed, in words (for `models list` and the GUI)."""
+    speeds = _measured(name)
+    size, exact = download_estimate(name)
+    if size is None:
         parts = ["download size shown when it starts"]
+    elif exact:
+        parts = [f"{size:,.0f} MB download"]
+    else:
+        parts = [f"about {size:,.0f} MB download"]
     if "photos_per_s" in speeds:
         parts.append(f"about {speeds['photos_per_s']:.0f} photos/s to index on 2 CPU cores")
     if "query_ms" in speeds:
