@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 DETAIL = 1024  # pixels of the detail view's picture
 DEBOUNCE_MS = 250
+NO_FOLDERS = "The library has no folders yet: Add folder, or drop a photo folder on this window."
 
 
 def _matches(count: int, text: str) -> str:
@@ -551,11 +552,13 @@ class MainWindow(QMainWindow):
         if not roots:
             QMessageBox.information(self, "Remove a folder", "The library has no folders.")
             return
-        folder, ok = QInputDialog.getItem(
-            self, "Remove a folder", "Folder to remove from the library:", roots, 0, False
-        )
-        if not ok:
-            return
+        folder = roots[0]
+        if len(roots) > 1:  # with one folder, the question below names it
+            folder, ok = QInputDialog.getItem(
+                self, "Remove a folder", "Folder to remove from the library:", roots, 0, False
+            )
+            if not ok:
+                return
         answer = QMessageBox.question(
             self,
             "Remove the folder?",
@@ -690,6 +693,10 @@ class MainWindow(QMainWindow):
         if problems:
             text += f", {problems} could not be read (see Problems)"
         self.status_text.setText(text)
+        if not self.model.searching:
+            empty = not self.library.roots()
+            self.message.setText(NO_FOLDERS if empty else "")
+            self.message.setVisible(empty)
 
     def _show_device(self) -> None:
         status = self._status

@@ -152,12 +152,23 @@ def test_adding_a_folder_indexes_it_and_problems_lists_a_corrupt_file(qtbot, ope
     assert "could not be read" in window.status_text.text()
 
 
-def test_removing_a_folder_can_be_undone_without_indexing_again(qtbot, open_window, rgb_folder):
-    from PySide6.QtWidgets import QPushButton
+def test_removing_a_folder_can_be_undone_without_indexing_again(qtbot, open_window, rgb_folder, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog, QMessageBox, QPushButton
+
+    from desktop_app.window import NO_FOLDERS
 
     window = open_window(str(rgb_folder))
     wait_synced(qtbot, window)
-    window.remove_folder(rgb_folder.resolve())
+    asked: list[str] = []
+
+    def answer_yes(_parent, _title, text):  # type: ignore[no-untyped-def]
+        asked.append(text)
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *a: pytest.fail("asked which of the one folder to remove"))
+    monkeypatch.setattr(QMessageBox, "question", answer_yes)
+    window.remove_folder_dialog()
+    assert len(asked) == 1 and f"Remove {rgb_folder.resolve()} from the library?" in asked[0]
 
     def undo_button():
         buttons = [b for b in window.statusBar().findChildren(QPushButton) if b.text() == "Undo" and b.isVisible()]
@@ -166,11 +177,13 @@ def test_removing_a_folder_can_be_undone_without_indexing_again(qtbot, open_wind
     qtbot.waitUntil(lambda: undo_button() is not None, timeout=10_000)
     assert window.model.rowCount() == 0 and window.library.roots() == []
     assert "Removed" in window.status_text.text()
+    assert window.message.isVisible() and window.message.text() == NO_FOLDERS  # what to do next
     with qtbot.waitSignal(window.sync.finished, timeout=SYNC_TIMEOUT_MS) as blocker:
         undo_button().click()
     report, _status = blocker.args[0]
     assert report.index is not None and (report.index.embedded, report.index.reused) == (0, 3)
     assert undo_button() is None  # used once, then gone
+    assert not window.message.isVisible()
     assert window.model.rowCount() == 3 and [r.path for r in window.library.roots()] == [rgb_folder.resolve()]
     assert (rgb_folder / "red.jpg").exists()
 
