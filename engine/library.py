@@ -564,9 +564,11 @@ class Library:
         try:
             if not root.path.is_dir():
                 return False
-            if root.photos and not any(os.scandir(root.path)):
-                # An empty mount point where photos used to be: most likely an unplugged drive.
-                return False
+            if root.photos:
+                with os.scandir(root.path) as entries:  # closed now, not when collected
+                    if next(entries, None) is None:
+                        # An empty mount point where photos used to be: most likely an unplugged drive.
+                        return False
         except OSError:
             return False
         return True
