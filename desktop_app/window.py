@@ -410,6 +410,8 @@ class MainWindow(QMainWindow):
         splitter = settings.value("window/splitter")
         if splitter is not None:
             self.splitter.restoreState(splitter)
+        else:  # the photos get most of the width (the stretch factors only share out later growth)
+            self.splitter.setSizes([3000, 2000])
         self.model.show_all()
         self._update_counts()
 

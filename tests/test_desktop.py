@@ -190,6 +190,8 @@ def test_removing_a_folder_can_be_undone_without_indexing_again(qtbot, open_wind
 
 def test_first_start_without_a_folder_opens_the_sample_photos(qtbot, open_window):
     window = open_window()
+    grid, detail = window.splitter.sizes()
+    assert grid > detail  # the photos get most of the width
     qtbot.waitUntil(lambda: len(window.library.roots()) == 1, timeout=10_000)
     assert window.library.roots()[0].path == paths.SAMPLE_PHOTOS_DIR.resolve()
 
