@@ -465,6 +465,8 @@ class MainWindow(QMainWindow):
             if not self.sync.running:
                 self._update_counts()
             return
+        if not self.library.model_loaded:  # a first start builds it: the answer comes when it is ready
+            self.status_text.setText(f"Searching for “{text}” once the model is ready…")
         self.searcher.search(text, self._cutoff())
 
     def _show_results(self, text: str, results: SearchResults) -> None:

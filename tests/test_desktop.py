@@ -244,10 +244,15 @@ def test_photos_found_show_while_the_model_is_still_loading(qtbot, open_window, 
         qtbot.waitUntil(lambda: window.model.rowCount() == 3, timeout=10_000)
         assert not window.library.model_loaded
         assert {window.model.photo_at(n).state for n in range(3)} == {"pending"}
+        window.search.setText("blue")  # typed meanwhile: answered once the model is ready
+        window.run_search()
+        assert window.status_text.text() == "Searching for “blue” once the model is ready…"
     finally:
         release.set()
+    with qtbot.waitSignal(window.searcher.results, timeout=SYNC_TIMEOUT_MS):
+        pass
     wait_synced(qtbot, window)
-    assert {window.model.photo_at(n).state for n in range(3)} == {"indexed"}
+    assert {photo.state for photo in window.library.photos()} == {"indexed"}
 
 
 def test_quitting_mid_indexing_stops_quickly_and_leaves_a_sound_library(qtbot, open_window, tmp_path):
