@@ -72,7 +72,10 @@ class SyncTask(QObject):
             status = None if self.cancel.is_set() else self.library.status()
             self.finished.emit((report, status))
         except Exception as exc:  # reported in the window, never lost in a thread
-            log.exception("sync failed")
+            if isinstance(exc, PhotoseekError):  # a known condition, said in words (a read-only library)
+                log.warning("sync stopped: %s", exc)
+            else:
+                log.exception("sync failed")
             self.finished.emit(exc)
 
 

@@ -474,6 +474,7 @@ class MainWindow(QMainWindow):
             return
         self.thumbnails.forget_pending()
         self.model.show_results(results.hits)
+        self._show_model_once_loaded()  # a search loads the model where indexing could not
         if results.hits:
             self.status_text.setText(_matches(len(results.hits), text))
             self.message.setVisible(False)
@@ -651,9 +652,12 @@ class MainWindow(QMainWindow):
             self.status_text.setText(f"{stage} {done:,} of {total:,} MB")
             return
         self.status_text.setText(f"{stage} photos: {done:,} of {total:,}, {rate:.1f} photos/s, {eta_text} left")
+        # Indexing has started, so the model is ready: say which it is and where it runs now,
+        # not only when the whole run (text reading included: hours for a large library) ends.
+        self._show_model_once_loaded()
+
+    def _show_model_once_loaded(self) -> None:
         if self._status is None and self.library.model_loaded:
-            # Indexing has started, so the model is ready: say which it is and where it runs now,
-            # not only when the whole run (text reading included: hours for a large library) ends.
             self._status = self.library.model_status()
             self._show_device()
 
@@ -669,6 +673,10 @@ class MainWindow(QMainWindow):
         self.progress_bar.setVisible(False)
         if isinstance(result, Exception):
             self.status_text.setText(f"Indexing stopped: {result}")
+            # Stays in view (the status line changes with every search); searching still works.
+            self.watch_label.setText("Not indexing")
+            self.watch_label.setToolTip(str(result))
+            self._show_model_once_loaded()
             return
         report, status = result if isinstance(result, tuple) else (result, None)
         self._status = status

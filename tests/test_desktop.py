@@ -228,6 +228,30 @@ def test_the_model_and_where_it_runs_show_once_indexing_starts(qtbot, open_windo
     assert seen and seen[0] == f"{window.library.model.manifest.name} on CPU", seen
 
 
+def test_a_library_that_cannot_be_indexed_still_searches_and_says_so(qtbot, open_window, rgb_folder, monkeypatch):
+    """A library on read-only media: indexing cannot start, searching works."""
+    from engine.errors import LibraryError
+
+    first = open_window(str(rgb_folder))
+    wait_synced(qtbot, first)
+    first.close()
+    first.library.close()
+
+    def read_only(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise LibraryError("cannot lock the library for writing (lib.sqlite3.lock: Read-only file system)")
+
+    monkeypatch.setattr(Library, "sync", read_only)
+    window = open_window()
+    with qtbot.waitSignal(window.sync.finished, timeout=SYNC_TIMEOUT_MS) as blocker:
+        pass
+    assert isinstance(blocker.args[0], LibraryError)
+    assert window.status_text.text().startswith("Indexing stopped: cannot lock the library for writing")
+    assert window.watch_label.text() == "Not indexing" and "Read-only" in window.watch_label.toolTip()
+    assert [hit.photo.path.name for hit in search(qtbot, window, "blue").hits] == ["blue.jpg"]
+    assert window.device_label.text() == f"{window.library.model.manifest.name} on CPU"  # not "Model: loading"
+    assert window.watch_label.text() == "Not indexing"
+
+
 def test_photos_found_show_while_the_model_is_still_loading(qtbot, open_window, rgb_folder, monkeypatch):
     import threading
 
