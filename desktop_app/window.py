@@ -706,7 +706,7 @@ class MainWindow(QMainWindow):
             text += f", {problems} could not be read (see Problems)"
         self.status_text.setText(text)
         if not self.model.searching:
-            empty = not self.library.roots()
+            empty = count == 0 and not self.library.roots()  # (photos always have a folder)
             self.message.setText(NO_FOLDERS if empty else "")
             self.message.setVisible(empty)
 
