@@ -632,9 +632,10 @@ class MainWindow(QMainWindow):
             self.watch_label.setText("Not watching folders")
             self.watch_label.setToolTip(str(exc))
             return
-        roots = [r for r in self.library.roots() if r.online]
-        self.watch_label.setText(f"Watching {len(roots)} folder{'s' if len(roots) != 1 else ''}")
-        offline = [str(r.path) for r in self.library.roots() if not r.online]
+        roots = self.library.roots()  # once: it counts every folder's photos
+        online = sum(r.online for r in roots)
+        self.watch_label.setText(f"Watching {online} folder{'s' if online != 1 else ''}")
+        offline = [str(r.path) for r in roots if not r.online]
         self.watch_label.setToolTip("Offline: " + ", ".join(offline) if offline else "New photos appear as they arrive")
 
     def stop_watching(self) -> None:
