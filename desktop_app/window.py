@@ -329,6 +329,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         self.service: Any = None  # engine.service.LibraryService while folders are watched
         self._status: dict[str, Any] | None = None
+        self.syncs_finished = 0  # indexing runs whose end the window has handled
 
         self.search = QLineEdit()
         self.search.setPlaceholderText(
@@ -669,6 +670,7 @@ class MainWindow(QMainWindow):
         self.status_text.setText(f"Preparing the built-in model (first start only): {message}")
 
     def _sync_finished(self, result: object) -> None:
+        self.syncs_finished += 1  # (a run that fails at once may end before anyone could listen)
         if self._closing:
             return
         self.progress_bar.setVisible(False)
