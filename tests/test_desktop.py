@@ -33,7 +33,7 @@ def open_window(qtbot, tmp_path, tiny_bundle):
 
     yield opener
     for window in windows:
-        window.sync.stop()
+        window.close()  # stops indexing and the watcher before the library closes under them
         window.library.close()
 
 
@@ -400,5 +400,5 @@ def test_the_model_in_use_cannot_be_removed_from_preferences(qtbot, tmp_path, ti
     [dialog] = shown
     assert dialog.model.currentData() == "tiny-rgb" and dialog.model.findText("tiny-rgb@1 (in use)") < 0
     assert said == ["tiny-rgb is in use; choose another model first."] and installed.is_dir()
-    window.sync.stop()
+    window.close()
     window.library.close()
