@@ -839,7 +839,7 @@ class Library:
     def _captioner_id(self) -> str:
         """The captioner whose captions photos are listed with. Listing never loads the model:
         the window lists photos while the model is loaded, or on a first start built (about
-        fifteen seconds), in the background. Until then, the captioner of the caption written
+        twenty seconds), in the background. Until then, the captioner of the caption written
         last. Call with ``_lock`` held."""
         model = self._model
         if model is not None:

@@ -265,10 +265,13 @@ def download_estimate(name: str) -> tuple[float | None, bool]:
     """Megabytes a pull of ``name`` downloads, and whether that is exact (every file's size is
     pinned). Otherwise the measured size of its ONNX graphs, never less than the files whose
     size is pinned; None when neither is known."""
-    entry = find(name)
+    return _download_mb(find(name), _measured(name))
+
+
+def _download_mb(entry: CatalogueModel, speeds: dict[str, float]) -> tuple[float | None, bool]:
     if entry.download_size:
         return entry.download_size / 1e6, True
-    measured = _measured(name).get("onnx_mb")
+    measured = speeds.get("onnx_mb")
     if measured is None:
         return (entry.known_size / 1e6 or None), False
     return max(float(measured), entry.known_size / 1e6), False
@@ -277,7 +280,7 @@ def download_estimate(name: str) -> tuple[float | None, bool]:
 def measured_cost(name: str) -> str:
     """What a catalogue model costs in size and speed, in words (for `models list` and the GUI)."""
     speeds = _measured(name)
-    size, exact = download_estimate(name)
+    size, exact = _download_mb(find(name), speeds)
     if size is None:
         parts = ["download size shown when it starts"]
     elif exact:
