@@ -202,7 +202,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     _require_library(args)
     batch = args.query == "-"
     # Blank lines of a batch are skipped; a single empty query is the user's mistake to hear about.
-    queries = [q for q in (line.strip() for line in sys.stdin) if q] if batch else [args.query.strip()]
+    # A batch is read line by line and each answer flushed, so a script can send a query and wait.
+    queries = (q for q in (line.strip().lstrip("\ufeff") for line in sys.stdin) if q) if batch else [args.query.strip()]
     status = EXIT_OK
     with _open(args) as library:
         for text in queries:
@@ -215,19 +216,33 @@ def cmd_search(args: argparse.Namespace) -> int:
                 continue
             if args.json:
                 for hit in results.hits:
-                    print(json.dumps(_hit_json(text, hit), ensure_ascii=False))
+                    print(_json_text(_hit_json(text, hit)))
                 if not results.hits:
                     print(f"{text}: {results.message}", file=sys.stderr)
-                continue
-            if len(queries) > 1:
-                print(f"# {text}")
-            if not results.hits:
-                print(results.message, file=sys.stderr)
-            for hit in results.hits:
-                print(f"{hit.score:.3f}  {hit.photo.path}")
-                if hit.photo.caption and not args.paths_only:
-                    print(f"       {hit.photo.caption}")
+            else:
+                if batch:
+                    print(f"# {text}")
+                if not results.hits:
+                    print(results.message, file=sys.stderr)
+                for hit in results.hits:
+                    print(f"{hit.score:.3f}  {hit.photo.path}")
+                    if hit.photo.caption and not args.paths_only:
+                        print(f"       {hit.photo.caption}")
+            if batch:
+                sys.stdout.flush()
     return status
+
+
+def _json_text(value: object, indent: int | None = None) -> str:
+    """JSON with readable non-ASCII text; with \\u escapes where a file name is not valid UTF-8
+    (its undecodable bytes are lone surrogates in Python), so that the output stays valid UTF-8
+    and ``os.fsencode`` of the decoded path gives the file's name back."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, indent=indent)
+    return text
 
 
 def cmd_caption(args: argparse.Namespace) -> int:
@@ -251,7 +266,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     with _open(args) as library:
         info = library.status()
     if args.json:
-        print(json.dumps(info, indent=2, ensure_ascii=False))
+        print(_json_text(info, indent=2))
         return EXIT_OK
     print(f"library:  {info['library']}")
     model = info["model"]
@@ -535,13 +550,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", parents=[common], help="add folders and bring the index up to date")
     p.add_argument("folders", nargs="*", help="photo folders to add (none: update the existing ones)")
-    p.add_argument("--workers", type=int, help="decoding threads (default: one per core)")
+    p.add_argument("--workers", type=_positive, help="decoding threads (default: one per core)")
     p.add_argument("--no-text", action="store_true", help="skip reading text in photos (faster)")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("watch", parents=[common], help="keep the index up to date while folders change (Ctrl+C stops)")
     p.add_argument("folders", nargs="*", help="photo folders to add (none: watch the existing ones)")
-    p.add_argument("--workers", type=int, help="decoding threads (default: one per core)")
+    p.add_argument("--workers", type=_positive, help="decoding threads (default: one per core)")
     p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser("search", parents=[common], help="find photos by description")
@@ -594,7 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
     a = actions.add_parser("use", parents=[db], help="make the library use a model (re-embeds its photos)")
     a.add_argument("name", help="installed model id, or builtin")
     a.add_argument("--device", choices=("auto", "cpu", "gpu"), default=os.environ.get("PHOTOSEEK_DEVICE", "auto"))
-    a.add_argument("--workers", type=int, help="decoding threads (default: one per core)")
+    a.add_argument("--workers", type=_positive, help="decoding threads (default: one per core)")
     a.add_argument("--captioner", action="store_true", help="use the bundle's captioner only (own: the model's)")
     a.add_argument("--later", action="store_true", help="only record the choice; `photoseek index` does the work")
     a = actions.add_parser("remove", parents=[db], help="delete an installed model")

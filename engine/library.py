@@ -895,10 +895,10 @@ class Library:
                 ).fetchone()
                 return self._photo(row) if row else None
             path = Path(path_or_id).expanduser()
-            candidates = [path] if path.is_absolute() else [Path.cwd() / path]
-            for candidate in list(candidates):
-                with contextlib.suppress(OSError):
-                    candidates.append(candidate.resolve())
+            local = path if path.is_absolute() else Path.cwd() / path
+            candidates = [local]
+            with contextlib.suppress(OSError, RuntimeError):  # RuntimeError: a symlink loop
+                candidates.append(local.resolve())
             for root in self.roots():
                 for candidate in candidates:
                     if root.path == candidate or root.path in candidate.parents:
@@ -909,7 +909,8 @@ class Library:
                         ).fetchone()
                         if row:
                             return self._photo(row)
-            if not path.is_absolute():  # a path relative to a library folder
+            if not path.is_absolute() and not os.path.lexists(local):
+                # Not a file here: a path relative to a library folder.
                 rel = to_db_name(str(path))
                 row = self._conn.execute(
                     self._PHOTO_SELECT + " WHERE p.rel_path = ? ORDER BY p.id LIMIT 1", (self._captioner_id(), rel)
@@ -1059,8 +1060,22 @@ class Library:
         with self._index_lock:
             self._index = None
 
+    def _stored(self, path: Path | str) -> Photo | None:
+        """The library's photo at ``path`` if what the library holds of it is still true: the
+        file is as it was indexed (same size and modification time), or its folder is offline
+        (an unplugged drive: what was stored is all there is). None for a file changed or
+        removed since it was indexed, and for one the library does not hold."""
+        photo = self.photo(path)
+        if photo is None:
+            return None
+        try:
+            st = photo.path.stat()
+        except OSError:
+            return photo if not photo.root.exists() else None
+        return photo if (st.st_size, st.st_mtime_ns) == (photo.size, photo.mtime_ns) else None
+
     def _like_vector(self, target: str) -> np.ndarray:
-        photo = self.photo(target)
+        photo = self._stored(target)
         if photo is not None and photo.content_id is not None:
             found, vectors = self._vectors_of([photo.content_id])
             if found:
@@ -1103,7 +1118,8 @@ class Library:
         index = self.search_index()
         if len(index) == 0:
             return SearchResults(text, [], "the library has no indexed photos yet")
-        threshold = (self.model.cutoff if cutoff is None else cutoff) if query.is_plain else -1.0
+        # The model's cutoff is calibrated on plain descriptions; one the caller gives applies to all.
+        threshold = cutoff if cutoff is not None else self.model.cutoff if query.is_plain else -1.0
         ids, scores = index.search(vector, limit * 2 + 8)
         hits = self._hits(ids, scores, threshold, limit, exclude_like=query.like)
         message = None
@@ -1157,7 +1173,7 @@ class Library:
     def caption(self, path: Path | str) -> str:
         """The caption of a photo: stored if the photo is indexed, generated now otherwise."""
         model = self.model  # loaded first: the stored caption is then its captioner's
-        photo = self.photo(path)
+        photo = self._stored(path)
         if photo is not None and photo.caption:
             return photo.caption
         file = Path(path).expanduser()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import select
 import signal
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
+from tests.conftest import solid
 
 
 @pytest.fixture
@@ -175,3 +178,109 @@ def test_models_list_gives_each_download_one_size(tmp_path, capsys):
         assert row, f"{name} not listed with a size:\n{listing}"
         assert row[2] == row[4].replace(",", ""), row[0]
         assert bool(row[1]) == bool(row[3]), row[0]  # both estimates, or both exact
+
+
+def _caption(path: Path | str, db: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["caption", str(path), *db])
+    captured = capsys.readouterr()
+    return code, captured.out.strip(), captured.err.strip()
+
+
+def test_a_relative_path_is_the_file_here_before_a_library_photo_of_that_name(
+    db, rgb_folder, tmp_path, capsys, monkeypatch
+):
+    blue = _caption(rgb_folder / "sub" / "blue.jpg", db, capsys)[1]
+    red = _caption(rgb_folder / "red.jpg", db, capsys)[1]
+    assert blue != red
+    here = tmp_path / "here"
+    solid(here / "red.jpg", (20, 30, 220))  # a blue photo that happens to be called red.jpg
+    monkeypatch.chdir(here)
+    assert _caption("red.jpg", db, capsys)[1] == blue
+    assert _caption("./red.jpg", db, capsys)[1] == blue
+    assert main(["search", "like:red.jpg", *db, "--json", "--limit", "1"]) == 0
+    assert Path(json.loads(capsys.readouterr().out)["path"]).name == "blue.jpg"
+    # No such file here: a path relative to a library folder.
+    assert _caption("sub/blue.jpg", db, capsys)[1] == blue
+
+
+def test_a_photo_changed_or_removed_since_indexing_is_not_answered_from_the_library(db, rgb_folder, capsys):
+    blue = _caption(rgb_folder / "sub" / "blue.jpg", db, capsys)[1]
+    red = rgb_folder / "red.jpg"
+    assert _caption(red, db, capsys)[1] != blue
+    solid(red, (20, 30, 220), size=(80, 60))  # now a blue photo (another size: the change shows)
+    assert _caption(red, db, capsys)[1] == blue
+    assert main(["search", f"like:{red}", *db, "--json", "--limit", "1"]) == 0
+    assert Path(json.loads(capsys.readouterr().out)["path"]).name == "blue.jpg"
+    (rgb_folder / "green.png").unlink()
+    assert _caption(rgb_folder / "green.png", db, capsys) == (1, "", f"{rgb_folder / 'green.png'}: no such photo")
+
+
+def test_a_symlink_loop_is_no_such_photo(db, rgb_folder, capsys):
+    loop = rgb_folder / "loop.jpg"
+    loop.symlink_to(loop)
+    assert _caption(loop, db, capsys) == (1, "", f"{loop}: no such photo")
+    assert main(["search", f"like:{loop}", *db]) == 2
+    assert "no such photo" in capsys.readouterr().err
+
+
+def test_a_cutoff_given_applies_to_every_query(db, rgb_folder, capsys):
+    like = f"like:{rgb_folder / 'red.jpg'}"
+    assert main(["search", like, *db, "--json"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2  # the model's cutoff is for descriptions only
+    assert main(["search", like, *db, "--json", "--cutoff", "0.9999"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and "no similar photo found" in captured.err
+
+
+def test_a_query_that_is_not_utf8_is_answered_and_the_batch_goes_on(db, capsys, monkeypatch):
+    # A query file saved as Latin-1: Python keeps the byte that is not UTF-8 as a lone surrogate.
+    stdin = io.TextIOWrapper(io.BytesIO(b"\xef\xbb\xbfred caf\xe9\nblue\n"), encoding="utf-8", errors="surrogateescape")
+    monkeypatch.setattr("sys.stdin", stdin)
+    assert main(["search", "-", *db, "--json", "--limit", "1"]) == 0
+    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [Path(h["path"]).name for h in hits] == ["red.jpg", "blue.jpg"]
+    assert hits[0]["query"].startswith("red caf")  # the byte-order mark is not part of the query
+
+
+def test_json_keeps_a_file_name_that_is_not_utf8(tmp_path, tiny_bundle, capsys):
+    folder = tmp_path / "photos"
+    name = os.fsdecode(b"caf\xe9.jpg")
+    solid(folder / "red.jpg", (220, 20, 20)).rename(folder / name)
+    options = ["--db", str(tmp_path / "lib.sqlite3"), "--device", "cpu", "--model", str(tiny_bundle)]
+    assert main(["index", str(folder), *options]) == 0
+    capsys.readouterr()
+    assert main(["search", "red", *options, "--json", "--cutoff", "-1"]) == 0
+    line = capsys.readouterr().out.strip()
+    line.encode("utf-8")  # valid UTF-8 output ...
+    assert os.fsencode(json.loads(line)["path"]) == os.fsencode(folder / name)  # ... that names the file
+
+
+def test_workers_below_one_are_refused(db, rgb_folder, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["index", str(rgb_folder), *db, "--workers", "-3"])
+    assert exit_.value.code == 2 and "--workers" in capsys.readouterr().err
+
+
+def test_a_batch_answers_each_query_before_the_next_arrives(db):
+    # A script sends a query and waits for its answer before it sends the next one.
+    repo = Path(__file__).resolve().parents[1]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "search", "-", *db, "--json", "--limit", "1"],
+        cwd=repo,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        child.stdin.write("red\n")
+        child.stdin.flush()
+        ready, _, _ = select.select([child.stdout], [], [], 120)
+        assert ready, "no answer while standard input is still open"
+        assert Path(json.loads(child.stdout.readline())["path"]).name == "red.jpg"
+    finally:
+        child.stdin.close()
+        err = child.stderr.read() if child.stderr else ""
+        child.wait(timeout=120)
+    assert child.returncode == 0, err

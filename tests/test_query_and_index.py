@@ -23,6 +23,15 @@ def test_parse_plain_and_algebra():
         parse("like:")
 
 
+def test_apostrophes_and_backslashes_are_part_of_words():
+    # Only double quotes group: "men's" is a word, and "-women's" still pushes a concept away.
+    q = parse("men's shoes -women's not \"kid's shoes\"")
+    assert q.text == "men's shoes" and q.minus == ("women's", "kid's shoes")
+    assert parse("it's a dog's life").text == "it's a dog's life"
+    assert parse(r"like:C:\Photos\beach.jpg -sand").like == (r"C:\Photos\beach.jpg",)
+    assert parse("cat #1").text == "cat #1"
+
+
 def _unit(rng, n, d):
     x = rng.standard_normal((n, d)).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)

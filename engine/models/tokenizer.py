@@ -27,6 +27,16 @@ def clean_text(text: str, mode: str) -> str:
     return text
 
 
+def as_unicode(text: str) -> str:
+    """``text`` with the bytes that were not UTF-8 (which Python keeps as lone surrogates, e.g.
+    from a query file saved as Latin-1) replaced by U+FFFD, which a tokenizer accepts."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
+
+
 class TextTokenizer:
     """Encodes strings to id and mask arrays for a text graph."""
 
@@ -61,7 +71,7 @@ class TextTokenizer:
         self.pad_id = 0 if pad_id is None else pad_id
 
     def __call__(self, texts: list[str]) -> dict[str, np.ndarray]:
-        texts = [clean_text(t, self.clean) for t in texts]
+        texts = [clean_text(as_unicode(t), self.clean) for t in texts]
         if self.lowercase:
             texts = [t.lower() for t in texts]
         encodings = self._tokenizer.encode_batch(texts)

@@ -7,7 +7,8 @@ A query is a description, optionally with vector arithmetic (as in Kiros et al. 
 * ``-word`` or ``not word`` — push a concept away (``beach -people``);
 * ``+word`` — add a concept to the rest (``like:car.jpg -blue +red``);
 * ``like:PATH`` — start from a photo's own vector: find similar photos;
-* quotes group words: ``-"blue sky"``, ``like:"holiday 2019/beach.jpg"``.
+* double quotes group words: ``-"blue sky"``, ``like:"holiday 2019/beach.jpg"``; apostrophes
+  and backslashes are part of words (``men's shoes -women's``, ``like:C:\\photos\\x.jpg``).
 """
 
 from __future__ import annotations
@@ -32,16 +33,28 @@ class Query:
 
     @property
     def is_plain(self) -> bool:
-        """Only a description: the relevance cutoff applies."""
+        """Only a description: the model's relevance cutoff applies (one given explicitly applies
+        to every query)."""
         return not (self.plus or self.minus or self.like)
+
+
+def _tokens(raw: str) -> list[str]:
+    """Words split at whitespace, with double quotes grouping (and removed); an apostrophe is a
+    letter, as in "men's", and a backslash too, as in a Windows path."""
+    lexer = shlex.shlex(raw, posix=True)
+    lexer.whitespace_split = True
+    lexer.quotes = '"'
+    lexer.escape = ""
+    lexer.commenters = ""
+    try:
+        return list(lexer)
+    except ValueError:
+        return raw.replace('"', " ").split()  # an unbalanced quote: treat quotes as spaces
 
 
 def parse(raw: str) -> Query:
     """Parse a query string; raises :class:`QueryError` for an unusable query."""
-    try:
-        tokens = shlex.split(raw, posix=True)
-    except ValueError:
-        tokens = raw.replace('"', " ").split()  # an unbalanced quote: treat quotes as spaces
+    tokens = _tokens(raw)
     words: list[str] = []
     plus: list[str] = []
     minus: list[str] = []
