@@ -68,6 +68,26 @@ def test_moved_file_keeps_its_vector_without_inference(tmp_path, tiny_bundle, rg
         assert library.search("blue").hits[0].photo.path.name == "renamed-blue.jpg"
 
 
+def test_copies_in_one_run_are_embedded_once(tmp_path, tiny_bundle, rgb_folder):
+    red = (rgb_folder / "red.jpg").read_bytes()
+    for n in range(4):
+        (rgb_folder / f"copy-{n}.jpg").write_bytes(red)
+    (rgb_folder / "notes.jpg").write_text("not a photo")
+    (rgb_folder / "notes-copy.jpg").write_text("not a photo")
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        report = library.sync().index
+        assert report is not None
+        assert (report.embedded, report.reused, report.failed, report.skipped) == (3, 4, 2, 0)
+        assert library.model.image.calls == 1  # one batch, the copies not in it
+        photos = {p.path.name: p for p in library.photos(limit=100)}
+        copies = [photos[f"copy-{n}.jpg"] for n in range(4)]
+        assert {p.content_id for p in copies} == {photos["red.jpg"].content_id}
+        assert all(p.state == "indexed" and p.caption == photos["red.jpg"].caption for p in copies)
+        failed = photos["notes-copy.jpg"]
+        assert failed.state == "failed" and failed.error == photos["notes.jpg"].error
+
+
 def test_bad_files_are_recorded_and_indexing_goes_on(tmp_path, tiny_bundle, rgb_folder):
     (rgb_folder / "empty.jpg").write_bytes(b"")
     (rgb_folder / "notes.jpg").write_text("this is not a photo\n")

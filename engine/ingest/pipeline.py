@@ -3,7 +3,8 @@
 Decoding (and preprocessing) runs on a bounded thread pool (Pillow and ONNX Runtime release the
 GIL), inference runs on batches in the calling thread, and one writer thread commits each batch
 in a transaction. A photo whose content is already known (moved, renamed, duplicated) reuses the
-stored vector and caption: no decoding, no inference.
+stored vector and caption: no decoding, no inference; copies met within one run are decoded and
+embedded once, and the others reuse that at the end of the run.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class _Prepared:
     size: int = 0
     mtime_ns: int = 0
     reuse: bool = False
+    duplicate: bool = False  # the same content as another photo of this run, which embeds it
     tensor: np.ndarray | None = None
     image: Image.Image | None = None
     meta: dict[str, object] | None = None
@@ -130,7 +132,7 @@ class Indexer:
 
     # -- stage 1: read, fingerprint, decode, preprocess (pool threads) ------------------------
 
-    def _prepare(self, job: Job, known: frozenset[str]) -> _Prepared:
+    def _prepare(self, job: Job, known: frozenset[str], claim: Callable[[str], bool]) -> _Prepared:
         out = _Prepared(job)
         try:
             if job.size > FULL_HASH_LIMIT:
@@ -149,6 +151,9 @@ class Indexer:
                 return out
             if out.fingerprint in known:
                 out.reuse = True
+                return out
+            if not claim(out.fingerprint):  # a copy of a photo this run is already embedding
+                out.duplicate = True
                 return out
             if data is None:
                 data = read_photo_file(job.path, job.size)
@@ -280,6 +285,18 @@ class Indexer:
         in_flight: set[Future[_Prepared]] = set()
         ready: list[_Prepared] = []
         max_in_flight = max(2 * self.batch_size, 4 * self.workers)
+        # Copies of one content in this run: the first is embedded, the others wait for its
+        # outcome (None: embedded; else why not) and then reuse it or share its failure.
+        claimed: set[str] = set()
+        claim_lock = threading.Lock()
+        outcome: dict[str, str | None] = {}
+        copies: list[_Prepared] = []
+
+        def claim(fingerprint: str) -> bool:
+            with claim_lock:
+                first = fingerprint not in claimed
+                claimed.add(fingerprint)
+                return first
 
         def emit(force: bool = False) -> None:
             nonlocal last_report
@@ -296,26 +313,43 @@ class Indexer:
             )
 
         def flush(batch: list[_Prepared]) -> None:
+            copies.extend(p for p in batch if p.duplicate)
+            batch = [p for p in batch if not p.duplicate]
             items: list[tuple[_Prepared, np.ndarray | None, str | None]] = []
             to_embed = [p for p in batch if p.tensor is not None]
             if to_embed:
                 vectors, captions = self._infer(to_embed)
                 items += [(p, v, c) for p, v, c in zip(to_embed, vectors, captions, strict=True)]
                 report.embedded += len(to_embed)
+                outcome.update((p.fingerprint, None) for p in to_embed)
             for p in batch:
                 if p.tensor is not None:
                     continue
                 if p.unstable:
                     report.skipped += 1
+                    outcome.setdefault(p.fingerprint, "unstable")
                     continue
                 if p.error is not None:
                     report.failed += 1
                     report.failures.append((p.job.path, p.error))
+                    outcome.setdefault(p.fingerprint, p.error)
                 else:
                     report.reused += 1
                 items.append((p, None, None))
             if items:
                 self._write(writer, items)
+
+        def flush_copies() -> None:
+            """The copies, once the photo each copies is written (the writer keeps the order)."""
+            for p in copies:
+                p.duplicate = False
+                result = outcome.get(p.fingerprint, "unstable")
+                if result == "unstable":  # gone or changing under us: pending for the next pass
+                    p.unstable = True
+                elif result is not None:
+                    p.error = result  # the same bytes: the same failure
+            for start in range(0, len(copies), self.batch_size):
+                flush(copies[start : start + self.batch_size])
 
         try:
             with ThreadPoolExecutor(self.workers, thread_name_prefix="photoseek-decode") as pool:
@@ -324,7 +358,7 @@ class Indexer:
                         report.cancelled = True
                         break
                     while pending and len(in_flight) < max_in_flight:
-                        in_flight.add(pool.submit(self._prepare, pending.popleft(), known))
+                        in_flight.add(pool.submit(self._prepare, pending.popleft(), known, claim))
                     if in_flight:
                         done, in_flight = wait(in_flight, timeout=0.1, return_when=FIRST_COMPLETED)
                         ready.extend(f.result() for f in done)
@@ -334,6 +368,8 @@ class Indexer:
                         ready = ready[self.batch_size :]
                     emit()
                     writer.check()
+                if not report.cancelled:
+                    flush_copies()
                 if report.cancelled:
                     for future in in_flight:
                         future.cancel()
