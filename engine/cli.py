@@ -114,6 +114,15 @@ def _library_or_scratch(args: argparse.Namespace, stack: contextlib.ExitStack) -
         args.db = str(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="photoseek-"))) / "scratch.sqlite3")
 
 
+def _shown(value: object) -> str:
+    """A path for a line of text: control characters a file name may hold (a newline would split
+    one photo over two lines of ``search`` output) are written as escapes, as Python does."""
+    text = str(value)
+    if not any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        return text
+    return "".join(repr(ch)[1:-1] if ord(ch) < 32 or ord(ch) == 127 else ch for ch in text)
+
+
 def _print_sync(report, stream=None) -> None:
     stream = stream or sys.stderr
     index = report.index
@@ -131,22 +140,27 @@ def _print_sync(report, stream=None) -> None:
             parts.append("stopped early; run again to finish")
     print("; ".join(parts), file=stream)
     for folder in report.offline:
-        print(f"offline (kept as is): {folder}", file=stream)
+        print(f"offline (kept as is): {_shown(folder)}", file=stream)
     for path, reason in report.unreadable[:20]:
-        print(f"cannot read {path}: {reason}", file=stream)
+        print(f"cannot read {_shown(path)}: {reason}", file=stream)
     if index is not None and index.failures:
         print(f"{len(index.failures)} file(s) could not be read (see `photoseek status`):", file=stream)
         for path, reason in index.failures[:10]:
-            print(f"  {path}: {reason}", file=stream)
+            print(f"  {_shown(path)}: {reason}", file=stream)
         if len(index.failures) > 10:
             print(f"  ... and {len(index.failures) - 10} more", file=stream)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    if not args.folders:
+        _require_library(args)  # "index" alone updates a library; it makes none
     progress = _ProgressLine()
     with _open(args, progress) as library:
         for folder in args.folders:
             library.add_root(folder)
+        if not library.roots():
+            print("photoseek: the library has no folders; name one: photoseek index FOLDER", file=sys.stderr)
+            return EXIT_USAGE
         _ = library.model  # build or load it before the scan prints anything
         progress.done()
         report = library.sync(
@@ -225,7 +239,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 if not results.hits:
                     print(results.message, file=sys.stderr)
                 for hit in results.hits:
-                    print(f"{hit.score:.3f}  {hit.photo.path}")
+                    print(f"{hit.score:.3f}  {_shown(hit.photo.path)}")
                     if hit.photo.caption and not args.paths_only:
                         print(f"       {hit.photo.caption}")
             if batch:
@@ -254,7 +268,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
             try:
                 text = library.caption(path)
             except (DecodeError, LibraryError) as exc:
-                print(f"{path}: {exc}", file=sys.stderr)
+                print(f"{_shown(path) if path.strip() else repr(path)}: {exc}", file=sys.stderr)
                 status = EXIT_ERROR
                 continue
             print(text if len(args.paths) == 1 else f"{path}: {text}")
@@ -291,13 +305,13 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"WARNING:  last run: {last['warning']}")
     for root in info["roots"]:
         state = "" if root["online"] else "  (offline)"
-        print(f"folder:   {root['path']}  {root['photos']} photos{state}")
+        print(f"folder:   {_shown(root['path'])}  {root['photos']} photos{state}")
     print(f"photos:   {info['photos']}  indexed {info['indexed']}  pending {info['pending']}  failed {info['failed']}")
     failures = info["failures"]
     if failures:
         print("problems:")
         for failure in failures:
-            print(f"  {failure['path']}: {failure['reason']}")
+            print(f"  {_shown(failure['path'])}: {failure['reason']}")
     return EXIT_OK
 
 

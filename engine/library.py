@@ -1172,6 +1172,8 @@ class Library:
 
     def caption(self, path: Path | str) -> str:
         """The caption of a photo: stored if the photo is indexed, generated now otherwise."""
+        if not str(path).strip():
+            raise LibraryError("no path given")
         model = self.model  # loaded first: the stored caption is then its captioner's
         photo = self._stored(path)
         if photo is not None and photo.caption:

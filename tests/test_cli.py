@@ -284,3 +284,23 @@ def test_a_batch_answers_each_query_before_the_next_arrives(db):
         err = child.stderr.read() if child.stderr else ""
         child.wait(timeout=120)
     assert child.returncode == 0, err
+
+
+def test_index_without_a_folder_makes_no_library_and_names_what_is_missing(tmp_path, tiny_bundle, capsys):
+    db = tmp_path / "new.sqlite3"
+    options = ["--db", str(db), "--device", "cpu", "--model", str(tiny_bundle)]
+    assert main(["index", *options]) == 1
+    assert "`photoseek index FOLDER` makes one" in capsys.readouterr().err and not db.exists()
+    assert main(["caption", "", *options]) == 1
+    assert capsys.readouterr().err.strip() == "'': no path given"
+
+
+def test_a_file_name_with_a_newline_stays_on_one_line(tmp_path, tiny_bundle, capsys):
+    folder = tmp_path / "photos"
+    solid(folder / "two\nlines.jpg", (220, 20, 20))
+    options = ["--db", str(tmp_path / "lib.sqlite3"), "--device", "cpu", "--model", str(tiny_bundle)]
+    assert main(["index", str(folder), *options]) == 0
+    capsys.readouterr()
+    assert main(["search", "red", *options, "--paths-only", "--cutoff", "-1"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.endswith(f"{folder}/two\\nlines.jpg")
