@@ -7,7 +7,9 @@ is asked afterwards, and a GPU that was wanted but not obtained becomes a visibl
 
 from __future__ import annotations
 
+import base64
 import ctypes.util
+import functools
 import logging
 import os
 import platform
@@ -141,18 +143,87 @@ def choose_providers(
     return [*gpu_providers_for_platform(available, system, tensorrt), "CPUExecutionProvider"]
 
 
+#: The graph of :func:`int8_probe`, serialised (a test checks that the two agree): made once
+#: here so that finding out about the CPU needs neither the onnx package nor its import time.
+_INT8_PROBE = base64.b64decode(
+    "CAgSCXBob3Rvc2VlazrMAgpJCgF4Cgd4X3NjYWxlCgZ4X3plcm8KAXcKB3dfc2NhbGUKBndfemVybwoHeV9zY2FsZQoGeV96ZXJvEgF5"
+    "IgtRTGluZWFyQ29udhIKc2F0dXJhdGlvbioREAFCB3hfc2NhbGVKBAAAgD8qDRACQgZ4X3plcm9KAQAqTwgBCEAIAQgBEANCAXdKQH9/"
+    "f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f39/f38qEwgBEAFCB3dfc2NhbGVK"
+    "BAAAgD8qDwgBEANCBndfemVyb0oBACoREAFCB3lfc2NhbGVKBM3sIUYqDRACQgZ5X3plcm9KAQBaGwoBeBIWChQIAhIQCgIIAQoCCEAK"
+    "AggCCgIIAmIbCgF5EhYKFAgCEhAKAggBCgIIAQoCCAIKAggCQgQKABAR"
+)
+_PROBE_CHANNELS = 64
+
+
+def int8_probe() -> bytes:
+    """A one-layer 8-bit graph that shows whether the CPU's 8-bit kernels saturate: uint8
+    activations of 255 times int8 weights of 127 over 64 channels sum to 2,072,640, which the
+    output scale maps to 200. x86 CPUs without VNNI (AVX2, and AVX-512 before Cascade Lake)
+    add such products in pairs into 16 bits that saturate at 32,767, and give 101. (Needs the
+    onnx package; the app runs the bytes kept in ``_INT8_PROBE``.)"""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    constants = {
+        "x_scale": np.array(1.0, np.float32),
+        "x_zero": np.array(0, np.uint8),
+        "w": np.full((1, _PROBE_CHANNELS, 1, 1), 127, np.int8),
+        "w_scale": np.array([1.0], np.float32),
+        "w_zero": np.array([0], np.int8),
+        "y_scale": np.array(_PROBE_CHANNELS * 255 * 127 / 200, np.float32),
+        "y_zero": np.array(0, np.uint8),
+    }
+    graph = helper.make_graph(
+        [helper.make_node("QLinearConv", ["x", *constants], ["y"])],
+        "saturation",
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, _PROBE_CHANNELS, 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, [1, 1, 2, 2])],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in constants.items()],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8, producer_name="photoseek"
+    )
+    return bytes(model.SerializeToString())
+
+
+def probe_result(options: ort.SessionOptions | None = None) -> list[int]:
+    """What the probe graph gives on this CPU (200 everywhere where the sum is exact)."""
+    import numpy as np
+
+    options = options or ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(_INT8_PROBE, sess_options=options, providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, {"x": np.full((1, _PROBE_CHANNELS, 2, 2), 255, np.uint8)})
+    return [int(v) for v in np.asarray(y).ravel()]
+
+
+@functools.cache
+def int8_saturates() -> bool:
+    """Whether this CPU's fast 8-bit kernels saturate (run once a process, ~10 ms)."""
+    try:
+        return any(v != 200 for v in probe_result())
+    except Exception as exc:  # ORT raises its own exception types; the safe answer is yes
+        log.warning("could not check this CPU's 8-bit kernels (%s); using the exact ones", exc)
+        return True
+
+
 def exact_int8(options: ort.SessionOptions) -> ort.SessionOptions:
     """Make the CPU run 8-bit graphs without saturating (and return ``options``).
 
     On x86 CPUs without VNNI (AVX2 and early AVX-512: AMD before Zen 4, Intel before Cascade
     Lake, many desktops and laptops in use) ONNX Runtime multiplies uint8 activations by int8
     weights with an instruction (VPMADDUBSW) whose 16-bit sums saturate; ``session.x64quantprecision``
-    makes it use exact kernels there instead, and changes nothing on other CPUs or providers.
-    Measured on an AMD EPYC (Zen 3, AVX2, no VNNI), the built-in model's 8-bit image graph
-    against its float graph on the sample photos: least cosine 0.959 without it, 0.994 with it
-    (what an earlier build machine gave without it), the float graph's top class kept on 62 % and 83 % of the photos,
-    5.0 and 6.5 ms per photo, the float graph 12.9 (docs/builtin-model.md)."""
-    options.add_session_config_entry("session.x64quantprecision", "1")
+    makes it use exact kernels there instead. Measured on an AMD EPYC (Zen 3, AVX2, no VNNI), the
+    built-in model's 8-bit image graph against its float graph on the sample photos: least cosine
+    0.959 without it, 0.994 with it, the float graph's top class kept on 62 % and 83 % of the
+    photos, 5.0 and 6.5 ms per photo, the float graph 12.9 (docs/builtin-model.md).
+
+    The setting is asked for only where :func:`int8_saturates` finds it is needed: on a CPU with
+    VNNI, which sums into 32 bits, it gives the same vectors (bit for bit, on the sample photos)
+    and is slower: 5.7 against 3.0 ms per photo on an Intel Xeon with AVX-512 VNNI, where the
+    float graph takes 5.1."""
+    if int8_saturates():
+        options.add_session_config_entry("session.x64quantprecision", "1")
     return options
 
 
