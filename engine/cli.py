@@ -654,8 +654,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train(args)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl+C is, but ending with its own exit status (128 + 15)."""
+
+
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    raise _Terminated
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -675,9 +679,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (LibraryError, ModelError, DatasetError) as exc:
         print(f"photoseek: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("\nphotoseek: interrupted; run the same command again to continue", file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, _Terminated) else 130
     except BrokenPipeError:
         # The reader went away (`photoseek search cat | head -3`): stop quietly, as other tools do.
         # Python would complain again flushing stdout at exit; point it at /dev/null first.

@@ -304,3 +304,17 @@ def test_a_file_name_with_a_newline_stays_on_one_line(tmp_path, tiny_bundle, cap
     assert main(["search", "red", *options, "--paths-only", "--cutoff", "-1"]) == 0
     [line] = capsys.readouterr().out.splitlines()
     assert line.endswith(f"{folder}/two\\nlines.jpg")
+
+
+@pytest.mark.parametrize(("interrupt", "code"), [("ctrl-c", 130), ("sigterm", 143)])
+def test_an_interrupted_command_says_how_to_go_on_and_exits_as_shells_expect(db, capsys, monkeypatch, interrupt, code):
+    import engine.cli as cli
+
+    def stopped(args):  # type: ignore[no-untyped-def]
+        if interrupt == "sigterm":
+            cli._interrupt(signal.SIGTERM, None)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_status", stopped)
+    assert main(["status", *db]) == code
+    assert "interrupted; run the same command again" in capsys.readouterr().err
