@@ -1125,6 +1125,10 @@ class Library:
         message = None
         if not hits:
             message = "no photo matches well enough" if query.is_plain else "no similar photo found"
+            with self._lock:
+                online = self._conn.execute("SELECT 1 FROM roots WHERE online = 1 LIMIT 1").fetchone()
+            if online is None:
+                message = "the library's folders are offline (a drive not connected?): no photo to show"
         return SearchResults(text, hits, message)
 
     def similar(self, photo: Photo | Path | str, limit: int = 50) -> SearchResults:

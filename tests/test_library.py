@@ -183,6 +183,8 @@ def test_missing_root_is_offline_and_photos_are_kept(tmp_path, tiny_bundle, rgb_
         assert report.offline == [rgb_folder] and report.removed == 0
         assert library.photo_count() == 3
         assert not library.roots()[0].online
+        result = library.search("red")
+        assert not result.hits and result.message is not None and "offline" in result.message
         moved.rename(rgb_folder)
         library.sync()
         assert library.roots()[0].online and library.search("red").hits
