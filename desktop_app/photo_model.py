@@ -75,13 +75,27 @@ class PhotoListModel(QAbstractListModel):
             return
         count = self.library.photo_count()
         self._pages = {}
-        self._row_of = {}
         if count != self._count:
             self.beginResetModel()
             self._count = count
             self.endResetModel()
         elif count:
             self.dataChanged.emit(self.index(0), self.index(count - 1))
+
+    def row_of(self, photo: Photo) -> int:
+        """The row showing ``photo`` (by id), or -1: among the results, or in the pages of the
+        library read so far (the photo's place is looked for where it was last)."""
+        if self._hits is not None:
+            return next((n for n, h in enumerate(self._hits) if h.photo.id == photo.id), -1)
+        row = self._row_of.get(str(photo.path), -1)
+        if 0 <= row < self._count:
+            for page in {row // PAGE, max(0, row - 1) // PAGE, min(self._count - 1, row + 1) // PAGE}:
+                self.photo_at(page * PAGE)  # reads the page
+        for page, photos in self._pages.items():
+            for n, p in enumerate(photos):
+                if p.id == photo.id:
+                    return page * PAGE + n
+        return -1
 
     def photo_at(self, row: int) -> Photo | None:
         if self._hits is not None:

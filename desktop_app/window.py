@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QSettings, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QItemSelectionModel, QObject, QSettings, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -38,9 +39,11 @@ from PySide6.QtWidgets import (
 
 from desktop_app.photo_model import THUMB, PhotoListModel, PhotoRole
 from desktop_app.tasks import SEARCH_LIMIT, Searcher, SyncTask, Thumbnailer
+from engine.errors import PhotoseekError, QueryError
 from engine.library import Library, Photo, SearchResults
 from engine.models.catalogue import catalogue, find, measured_cost
 from engine.models.registry import installed
+from engine.search.query import parse
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +52,31 @@ DEBOUNCE_MS = 250
 NO_FOLDERS = "The library has no folders yet: Add folder, or drop a photo folder on this window."
 
 
+def _query_words(text: str) -> str:
+    """The query as the status line names it: “a red car”, or photos like “beach.jpg”."""
+    try:
+        query = parse(text)
+    except QueryError:
+        return f"“{text}”"
+    if query.like and not (query.text or query.plus or query.minus):
+        return "photos like " + ", ".join(f"“{Path(t).name}”" for t in query.like)
+    return f"“{text}”"
+
+
+def _sentence(message: str) -> str:
+    """An engine message ("no photo matches well enough") as a sentence; one that begins with
+    the query's own words (``like:x.jpg: ...``) keeps them as typed."""
+    if not message.startswith("like:"):
+        message = message[:1].upper() + message[1:]
+    return message if message.endswith(".") else message + "."
+
+
 def _matches(count: int, text: str) -> str:
-    """The status bar's line for a search's results (a full page may not be all that match)."""
+    """The status bar's line for a search's results. Every photo above the relevance cutoff is
+    listed, best first: most are not matches in any strict sense, so the line does not say so."""
     if count >= SEARCH_LIMIT:
-        return f"The {count} best matches for “{text}”"
-    return f"{count} photo{'s match' if count != 1 else ' matches'} “{text}”, best first"
+        return f"The {count} best of the library for {_query_words(text)}, best first"
+    return f"{count} photo{'s' if count != 1 else ''} for {_query_words(text)}, best first"
 
 
 class _Background(QObject):
@@ -69,6 +92,9 @@ class _Background(QObject):
         def target() -> None:
             try:
                 result = work()
+            except PhotoseekError as exc:  # the user's to read (a folder already added, ...)
+                log.warning("%s", exc)
+                result = exc
             except Exception as exc:
                 log.exception("background work failed")
                 result = exc
@@ -150,6 +176,10 @@ class DetailPanel(QWidget):
         self.photo = photo
         for button in self.actions.values():
             button.setEnabled(photo is not None)
+        indexed = photo is not None and photo.state == "indexed" and photo.content_id is not None
+        for name in ("Find similar", "Similar, but…"):
+            self.actions[name].setEnabled(indexed)
+            self.actions[name].setToolTip("" if indexed or photo is None else "Only for photos already indexed")
         if photo is None:
             self.picture.setPixmap(QPixmap())
             self.picture.setText("Select a photo to see it here.")
@@ -218,6 +248,7 @@ class DetailPanel(QWidget):
     def _copy(self) -> None:
         if self.photo:
             QGuiApplication.clipboard().setText(str(self.photo.path))
+            self.said.emit(f"Copied the path of {self.photo.path.name}")
 
 
 class ProblemsDialog(QDialog):
@@ -243,7 +274,9 @@ class ProblemsDialog(QDialog):
 
 
 class PreferencesDialog(QDialog):
-    def __init__(self, parent: QWidget, settings: QSettings, current_model: str, default_cutoff: float) -> None:
+    def __init__(
+        self, parent: QWidget, settings: QSettings, current_model: str, default_cutoff: float, cutoff: float
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Preferences")
         form = QFormLayout(self)
@@ -275,7 +308,7 @@ class PreferencesDialog(QDialog):
         self.cutoff.setRange(-1.0, 1.0)
         self.cutoff.setSingleStep(0.01)
         self.cutoff.setDecimals(2)
-        self.cutoff.setValue(float(settings.value("cutoff", default_cutoff)))
+        self.cutoff.setValue(cutoff)
         form.addRow("Relevance cutoff", self.cutoff)
         form.addRow("", QLabel(f"Matches scoring below this are not shown (model default {default_cutoff:.2f})."))
         # Stronger pretrained models are offered, never downloaded unasked.
@@ -326,6 +359,7 @@ class MainWindow(QMainWindow):
         self.searcher = Searcher(library)
         self.background = _Background()
         self._last_query = ""
+        self._refreshing = ""  # a query run again because photos changed: the view keeps its place
         self._closing = False
         self.service: Any = None  # engine.service.LibraryService while folders are watched
         self._status: dict[str, Any] | None = None
@@ -392,6 +426,11 @@ class MainWindow(QMainWindow):
             activated=lambda: self._open_detail(self.grid.currentIndex().row()),
         )
         QShortcut(QKeySequence.StandardKey.Quit, self, activated=self.close)
+        down = QShortcut(QKeySequence(Qt.Key.Key_Down), self.search, activated=self._focus_grid)
+        down.setContext(Qt.ShortcutContext.WidgetShortcut)
+        # Whatever replaces the grid's rows (a search, a folder removed, photos deleted), the
+        # detail panel shows the grid's current photo, or none: never one that is gone.
+        self.model.modelReset.connect(lambda: self._select(self.grid.currentIndex().row()))
 
         self._changes = _Changes()
         self._refresh = QTimer(self)
@@ -452,9 +491,16 @@ class MainWindow(QMainWindow):
 
     # -- search -----------------------------------------------------------------------------
 
+    def _cutoff_key(self) -> str:
+        """Where the relevance cutoff chosen for the library's model is kept: each model scores
+        on its own scale, so a cutoff chosen for one is not carried over to another."""
+        return f"cutoff/{self.library.model_name or 'builtin'}"  # known before the model loads
+
     def _cutoff(self) -> float | None:
-        value = self.settings.value("cutoff")
-        return None if value is None else float(value)
+        """The cutoff the person chose for this model, or None: the model's own (which applies
+        to descriptions only; a chosen one applies to every query)."""
+        value = self.settings.value(self._cutoff_key())
+        return None if value is None else float(value)  # type: ignore[arg-type]
 
     def run_search(self) -> None:
         self._debounce.stop()
@@ -473,16 +519,19 @@ class MainWindow(QMainWindow):
     def _show_results(self, text: str, results: SearchResults) -> None:
         if text != self.search.text().strip():
             return
+        refresh = self._refreshing == text
+        self._refreshing = ""
         self.thumbnails.forget_pending()
-        self.model.show_results(results.hits)
+        with self._keeping_place(refresh):
+            self.model.show_results(results.hits)
         self._show_model_once_loaded()  # a search loads the model where indexing could not
         if results.hits:
             self.status_text.setText(_matches(len(results.hits), text))
             self.message.setVisible(False)
-            self.grid.setCurrentIndex(self.model.index(0))
+            if not refresh:
+                self.grid.setCurrentIndex(self.model.index(0))
         else:
-            message = results.message or "no photo matches well enough"
-            self.message.setText(message[:1].upper() + message[1:] + ".")
+            self.message.setText(_sentence(results.message or "no photo matches well enough"))
             self.message.setVisible(True)
             self.status_text.setText(f"No photo matches “{text}”")
             self.detail.show_photo(None)
@@ -490,10 +539,18 @@ class MainWindow(QMainWindow):
     def _search_failed(self, text: str, message: str) -> None:
         if text == self.search.text().strip():
             self.model.show_results([])
-            self.message.setText(message)
+            self.message.setText(_sentence(message))
             self.message.setVisible(True)
             self.status_text.setText(f"Could not search for “{text}”")
             self.detail.show_photo(None)
+
+    def _focus_grid(self) -> None:
+        """Down from the search field: into the results, the first one selected."""
+        if self.model.rowCount() == 0:
+            return
+        self.grid.setFocus()
+        if not self.grid.currentIndex().isValid():
+            self.grid.setCurrentIndex(self.model.index(0))
 
     def _focus_search(self) -> None:
         self.search.setFocus()
@@ -512,12 +569,30 @@ class MainWindow(QMainWindow):
     def _similar_but(self, photo: Photo | None) -> None:
         if photo is not None:
             self.search.setText(f'like:"{photo.path}" ')
+            self._debounce.stop()  # nothing to search for until the change is typed
             self.search.setFocus()
             self.search.end(False)
             self.message.setText("Now add what to change, for example: -blue +red")
             self.message.setVisible(True)
 
     # -- selection --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _keeping_place(self, keep: bool = True) -> Iterator[None]:
+        """Rows replaced because photos changed (the watcher, an indexing run): the same photo
+        stays selected and the view stays where it was, rather than jumping to the top."""
+        if not keep:
+            yield
+            return
+        photo = self.selected_photo()
+        scroll = self.grid.verticalScrollBar().value()
+        yield
+        row = self.model.row_of(photo) if photo is not None else -1
+        if row >= 0:
+            selection = self.grid.selectionModel()
+            selection.setCurrentIndex(self.model.index(row), QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        self.grid.verticalScrollBar().setValue(scroll)
+        QTimer.singleShot(0, lambda: self.grid.verticalScrollBar().setValue(scroll))  # after the layout
 
     def _select(self, row: int) -> None:
         self.detail.show_photo(self.model.photo_at(row) if row >= 0 else None)
@@ -547,8 +622,9 @@ class MainWindow(QMainWindow):
         def added(result: object) -> None:
             if isinstance(result, Exception):
                 QMessageBox.warning(self, "Cannot add the folder", str(result))
-                self.status_text.setText("Ready")
+                self._update_counts()
                 return
+            self._show_empty_hint()  # the library has a folder now
             self.start_sync()
 
         self.background.run(lambda: self.library.add_root(folder), added)
@@ -635,7 +711,9 @@ class MainWindow(QMainWindow):
             return
         roots = self.library.roots()  # once: it counts every folder's photos
         online = sum(r.online for r in roots)
-        self.watch_label.setText(f"Watching {online} folder{'s' if online != 1 else ''}")
+        self.watch_label.setText(
+            f"Watching {online} folder{'s' if online != 1 else ''}" if online else "No folders to watch"
+        )
         offline = [str(r.path) for r in roots if not r.online]
         self.watch_label.setToolTip("Offline: " + ", ".join(offline) if offline else "New photos appear as they arrive")
 
@@ -643,7 +721,8 @@ class MainWindow(QMainWindow):
         if self.service is not None:
             self.service.stop(timeout=10.0)
             self.service = None
-            self.watch_label.setText("Not watching folders")
+            self.watch_label.setText("Watching paused")
+            self.watch_label.setToolTip("Watching resumes once the library is up to date")
 
     def _progress(self, stage: str, done: int, total: int, rate: float, eta: object) -> None:
         self.progress_bar.setVisible(total > 0 and done < total)
@@ -654,9 +733,19 @@ class MainWindow(QMainWindow):
             self.status_text.setText(f"{stage} {done:,} of {total:,} MB")
             return
         self.status_text.setText(f"{stage} photos: {done:,} of {total:,}, {rate:.1f} photos/s, {eta_text} left")
+        if done >= total and not self.sync.running:  # the watcher's batch is done: back to the counts
+            QTimer.singleShot(1000, self._show_counts_or_matches)
         # Indexing has started, so the model is ready: say which it is and where it runs now,
         # not only when the whole run (text reading included: hours for a large library) ends.
         self._show_model_once_loaded()
+
+    def _show_counts_or_matches(self) -> None:
+        if self._closing or self.sync.running:
+            return
+        if self.model.searching and self._last_query:
+            self.status_text.setText(_matches(self.model.rowCount(), self._last_query))
+        elif not self.model.searching:
+            self._update_counts()
 
     def _show_model_once_loaded(self) -> None:
         if self._status is None and self.library.model_loaded:
@@ -697,9 +786,12 @@ class MainWindow(QMainWindow):
             return
         if self.model.searching:
             if self._last_query:
+                self._refreshing = self._last_query
                 self.searcher.search(self._last_query, self._cutoff())
         else:
-            self.model.refresh()
+            with self._keeping_place():
+                self.model.refresh()
+            self._show_empty_hint()
 
     def _update_counts(self) -> None:
         count = self.library.photo_count()
@@ -708,8 +800,14 @@ class MainWindow(QMainWindow):
         if problems:
             text += f", {problems} could not be read (see Problems)"
         self.status_text.setText(text)
-        if not self.model.searching:
-            empty = count == 0 and not self.library.roots()  # (photos always have a folder)
+        self._show_empty_hint()
+
+    def _show_empty_hint(self) -> None:
+        """How to start, while the library has no folder (and so no photo) and no search runs."""
+        if self.model.searching:
+            return
+        empty = self.model.rowCount() == 0 and not self.library.roots()  # (photos always have a folder)
+        if empty or self.message.text() == NO_FOLDERS:
             self.message.setText(NO_FOLDERS if empty else "")
             self.message.setVisible(empty)
 
@@ -741,14 +839,20 @@ class MainWindow(QMainWindow):
             # The bundle's id, as the model list names it (its label carries the version too).
             current = self.library.model.manifest.id
             default_cutoff = self.library.model.cutoff
-        dialog = PreferencesDialog(self, self.settings, current, default_cutoff)
+        chosen_cutoff = self._cutoff()
+        dialog = PreferencesDialog(
+            self, self.settings, current, default_cutoff, default_cutoff if chosen_cutoff is None else chosen_cutoff
+        )
         dialog.download_button.clicked.connect(lambda: self._pull(dialog.download.currentData(), dialog))
         dialog.import_button.clicked.connect(lambda: self._import_model(dialog))
         dialog.remove_button.clicked.connect(lambda: self._remove_model(dialog.model.currentData(), current, dialog))
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
         self.settings.setValue("device", dialog.device.currentData())
-        self.settings.setValue("cutoff", dialog.cutoff.value())
+        if abs(dialog.cutoff.value() - default_cutoff) < 0.005:  # the model's own: nothing chosen
+            self.settings.remove(self._cutoff_key())
+        else:
+            self.settings.setValue(self._cutoff_key(), dialog.cutoff.value())
         chosen = dialog.model.currentData()
         if chosen and chosen != current:
             self.status_text.setText(f"Switching to {chosen}: re-indexing in the background…")

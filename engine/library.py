@@ -1142,11 +1142,13 @@ class Library:
         keep = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True) if s >= threshold]
         if not keep:
             return []
+        # The photos searched from are not among their own results, nor are their copies
+        # (the same content in another folder).
         excluded = set()
         for target in exclude_like:
             photo = self.photo(target)
-            if photo is not None:
-                excluded.add(photo.id)
+            if photo is not None and photo.content_id is not None:
+                excluded.add(photo.content_id)
         by_content: dict[int, Photo] = {}
         hits: list[SearchHit] = []
         start = 0
@@ -1166,7 +1168,7 @@ class Library:
                 ).fetchall()
             for row in rows:
                 photo = self._photo(row)
-                if photo.id in excluded or photo.content_id is None:
+                if photo.content_id is None or photo.content_id in excluded:
                     continue
                 by_content.setdefault(photo.content_id, photo)  # duplicates: the first path stands for all
             hits += [SearchHit(by_content[cid], score) for cid, score in batch if cid in by_content]

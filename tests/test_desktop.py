@@ -17,7 +17,10 @@ from engine import paths
 from engine.library import Library
 from tests.conftest import solid
 
+Qt = pytest.importorskip("PySide6.QtCore").Qt
+
 SYNC_TIMEOUT_MS = 60_000
+DEBOUNCE_WAIT_MS = 600  # more than the search field's debounce (250 ms)
 
 
 @pytest.fixture
@@ -63,7 +66,7 @@ def test_typed_query_puts_the_expected_photo_first_and_shows_its_caption(qtbot, 
     assert first.caption and window.detail.caption.text() == first.caption
     assert "blue.jpg" in window.detail.facts.text()
     assert window.model.rowCount() == 1  # the others score below the cutoff
-    assert window.status_text.text() == "1 photo matches “blue”, best first"
+    assert window.status_text.text() == "1 photo for “blue”, best first"
 
 
 def test_open_says_why_when_a_photo_cannot_be_opened(qtbot, open_window, rgb_folder, monkeypatch):
@@ -104,14 +107,14 @@ def test_a_full_page_of_results_is_not_called_all_that_match(qtbot, open_window,
     wait_synced(qtbot, window)
     search(qtbot, window, "a thing")
     assert window.model.rowCount() == 2
-    assert window.status_text.text() == "The 2 best matches for “a thing”"
+    assert window.status_text.text() == "The 2 best of the library for “a thing”, best first"
 
 
 def test_query_that_matches_nothing_says_so(qtbot, open_window, rgb_folder):
     window = open_window(str(rgb_folder))
     wait_synced(qtbot, window)
     assert search(qtbot, window, "red").hits
-    window.settings.setValue("cutoff", 0.999)
+    window.settings.setValue(window._cutoff_key(), 0.999)
     results = search(qtbot, window, "purple")
     assert not results.hits
     assert window.model.rowCount() == 0 and window.detail.photo is None
@@ -132,7 +135,7 @@ def test_a_query_that_cannot_be_searched_says_why(qtbot, open_window, rgb_folder
         qtbot.keyClicks(window.search, "like:nowhere.jpg")
     assert blocker.args == ["like:nowhere.jpg", "like:nowhere.jpg: no such photo in the library or on disk"]
     assert window.model.rowCount() == 0 and window.detail.photo is None
-    assert window.message.isVisible() and window.message.text() == blocker.args[1]
+    assert window.message.isVisible() and window.message.text() == blocker.args[1] + "."
     assert window.status_text.text() == "Could not search for “like:nowhere.jpg”"
 
 
@@ -363,7 +366,7 @@ def test_preferences_offer_stronger_models_with_their_cost(qtbot, open_window, r
 
     window = open_window(str(rgb_folder))
     wait_synced(qtbot, window)
-    dialog = PreferencesDialog(window, QSettings(), window.library.model.id, 0.3)
+    dialog = PreferencesDialog(window, QSettings(), window.library.model.id, 0.3, 0.3)
     qtbot.addWidget(dialog)
     names = [dialog.download.itemData(i) for i in range(dialog.download.count())]
     assert "clip-vit-b32" in names
@@ -402,3 +405,101 @@ def test_the_model_in_use_cannot_be_removed_from_preferences(qtbot, tmp_path, ti
     assert said == ["tiny-rgb is in use; choose another model first."] and installed.is_dir()
     window.close()
     window.library.close()
+
+
+def test_results_refreshed_by_new_photos_keep_the_photo_the_person_is_looking_at(qtbot, open_window, rgb_folder):
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    window.settings.setValue(window._cutoff_key(), -1.0)  # every photo in the results
+    search(qtbot, window, "red")
+    assert window.model.rowCount() == 3
+    window.grid.setCurrentIndex(window.model.index(2))
+    looked_at = window.selected_photo()
+    # New photos arrived: the window searches again by itself.
+    with qtbot.waitSignal(window.searcher.results, timeout=10_000):
+        window._apply_changes()
+    assert window.selected_photo() is not None and window.selected_photo().id == looked_at.id
+    assert window.detail.photo is not None and window.detail.photo.id == looked_at.id
+    # In the library's own view too, when the number of photos changes.
+    qtbot.keyClick(window.search, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not window.model.searching)
+    window.grid.setCurrentIndex(window.model.index(1))
+    looked_at = window.selected_photo()
+    solid(rgb_folder / "late.jpg", (230, 220, 20))
+    qtbot.waitUntil(lambda: window.model.rowCount() == 4, timeout=30_000)
+    assert window.selected_photo() is not None and window.selected_photo().id == looked_at.id
+
+
+def test_the_detail_panel_never_shows_a_photo_that_is_gone(qtbot, open_window, rgb_folder):
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    search(qtbot, window, "blue")
+    assert window.detail.photo is not None
+    qtbot.keyClick(window.search, Qt.Key.Key_Escape)  # the search cleared: nothing selected
+    qtbot.waitUntil(lambda: not window.model.searching)
+    assert window.detail.photo is None and not window.detail.actions["Open"].isEnabled()
+
+
+def test_down_from_the_search_field_goes_to_the_results(qtbot, open_window, rgb_folder):
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    search(qtbot, window, "blue")
+    window.grid.clearSelection()
+    window.grid.setCurrentIndex(window.model.index(-1))
+    window.activateWindow()
+    window.search.setFocus()
+    qtbot.keyClick(window.search, Qt.Key.Key_Down)
+    assert window.grid.currentIndex().row() == 0
+
+
+def test_similar_but_waits_for_the_change_and_keeps_its_hint(qtbot, open_window, rgb_folder):
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    search(qtbot, window, "blue")
+    searched = []
+    window.searcher.results.connect(lambda text, _r: searched.append(text))
+    window.detail.actions["Similar, but…"].click()
+    qtbot.wait(DEBOUNCE_WAIT_MS)
+    assert not [t for t in searched if t.startswith("like:")]  # (the watcher may search "blue" again)
+    assert window.message.isVisible() and "-blue +red" in window.message.text()
+
+
+def test_a_photo_that_could_not_be_read_offers_no_find_similar(qtbot, open_window, rgb_folder):
+    (rgb_folder / "notes.jpg").write_text("not a photo")
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    [failed] = window.library.problems()
+    window.detail.show_photo(failed)
+    assert window.detail.actions["Open"].isEnabled()
+    assert not window.detail.actions["Find similar"].isEnabled()
+    assert not window.detail.actions["Similar, but…"].isEnabled()
+
+
+def test_find_similar_leaves_out_the_photo_and_its_copies(tmp_path, tiny_bundle, rgb_folder):
+    (rgb_folder / "copy-of-red.jpg").write_bytes((rgb_folder / "red.jpg").read_bytes())
+    library = Library(tmp_path / "lib.sqlite3", model=str(tiny_bundle), device="cpu")
+    try:
+        library.add_root(rgb_folder)
+        library.sync()
+        names = [h.photo.path.name for h in library.similar(rgb_folder / "red.jpg").hits]
+        assert "red.jpg" not in names and "copy-of-red.jpg" not in names and names
+    finally:
+        library.close()
+
+
+def test_a_cutoff_chosen_in_preferences_belongs_to_the_model(qtbot, open_window, rgb_folder, monkeypatch):
+    from PySide6.QtWidgets import QDialog
+
+    from desktop_app.window import PreferencesDialog
+
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    chosen = {"value": window.library.model.cutoff}
+    accepted = QDialog.DialogCode.Accepted
+    monkeypatch.setattr(PreferencesDialog, "exec", lambda self: (self.cutoff.setValue(chosen["value"]), accepted)[1])
+    window.show_preferences()  # OK with the model's own cutoff: nothing is stored
+    assert window._cutoff() is None
+    chosen["value"] = 0.42
+    window.show_preferences()
+    assert window._cutoff() == pytest.approx(0.42)
+    assert window._cutoff_key().startswith("cutoff/") and window._cutoff_key() != "cutoff/"
