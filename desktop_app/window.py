@@ -513,7 +513,9 @@ class MainWindow(QMainWindow):
                 self._update_counts()
             return
         if not self.library.model_loaded:  # a first start builds it: the answer comes when it is ready
-            self.status_text.setText(f"Searching for “{text}” once the model is ready…")
+            # Above the photos, where the model's progress in the status bar does not replace it.
+            self.message.setText(f"Searching for “{text}” once the model is ready…")
+            self.message.setVisible(True)
         self.searcher.search(text, self._cutoff())
 
     def _show_results(self, text: str, results: SearchResults) -> None:
@@ -663,9 +665,8 @@ class MainWindow(QMainWindow):
             self.status_text.setText(f"Removed {folder} ({result} photos) from the library.")
             self.start_watching()
             undo = QPushButton("Undo")
-            undo.setFlat(True)
             undo.setToolTip(f"Add {folder} back; its photos are not indexed again")
-            self.statusBar().addWidget(undo)
+            self.statusBar().insertWidget(0, undo)  # beside the line that says what was removed
 
             def drop_undo() -> None:
                 self.statusBar().removeWidget(undo)

@@ -272,7 +272,8 @@ def test_photos_found_show_while_the_model_is_still_loading(qtbot, open_window, 
         assert {window.model.photo_at(n).state for n in range(3)} == {"pending"}
         window.search.setText("blue")  # typed meanwhile: answered once the model is ready
         window.run_search()
-        assert window.status_text.text() == "Searching for “blue” once the model is ready…"
+        assert window.message.isVisible()
+        assert window.message.text() == "Searching for “blue” once the model is ready…"
     finally:
         release.set()
     with qtbot.waitSignal(window.searcher.results, timeout=SYNC_TIMEOUT_MS):

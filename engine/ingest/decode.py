@@ -244,8 +244,8 @@ def decode_photo(data: bytes, *, min_side: int = 224, name: str | None = None) -
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, RuntimeError, struct.error) as exc:
             message = str(exc) or exc.__class__.__name__
             if "truncated" in message.lower() or isinstance(exc, EOFError):
-                raise DecodeError(f"truncated or damaged {kind} file ({message})") from exc
-            raise DecodeError(f"damaged {kind} file ({message})") from exc
+                raise DecodeError(f"truncated or damaged {kind} file: {message}") from exc
+            raise DecodeError(f"damaged {kind} file: {message}") from exc
         except MemoryError as exc:
             raise DecodeError("not enough memory to decode this image") from exc
     if orientation in (5, 6, 7, 8):
