@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QInputDialog,
@@ -151,19 +152,22 @@ class DetailPanel(QWidget):
         self.facts.setWordWrap(True)
         self.facts.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.facts.setStyleSheet("color: palette(placeholder-text);")
-        buttons = QHBoxLayout()
+        # Two rows of buttons: the panel stays narrow enough for the photos to keep their room.
+        buttons = QGridLayout()
         self.actions: dict[str, QPushButton] = {}
-        for name, slot in (
-            ("Open", self._open),
-            ("Reveal", self._reveal),
-            ("Copy path", self._copy),
-            ("Find similar", lambda: self.find_similar.emit(self.photo)),
-            ("Similar, but…", lambda: self.similar_but.emit(self.photo)),
+        for n, (name, slot) in enumerate(
+            (
+                ("Open", self._open),
+                ("Reveal", self._reveal),
+                ("Copy path", self._copy),
+                ("Find similar", lambda: self.find_similar.emit(self.photo)),
+                ("Similar, but…", lambda: self.similar_but.emit(self.photo)),
+            )
         ):
             button = QPushButton(name)
             button.clicked.connect(slot)
             button.setEnabled(False)
-            buttons.addWidget(button)
+            buttons.addWidget(button, n // 3, n % 3)
             self.actions[name] = button
         layout = QVBoxLayout(self)
         layout.addWidget(self.picture, 1)
@@ -394,6 +398,7 @@ class MainWindow(QMainWindow):
         left_layout.addWidget(self.search)
         left_layout.addWidget(self.message)
         left_layout.addWidget(self.grid, 1)
+        left.setMinimumWidth(THUMB + 60)  # one column of photos, whatever the window's size
         self.splitter = QSplitter()
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.detail)
