@@ -53,15 +53,15 @@ DEBOUNCE_MS = 250
 NO_FOLDERS = "The library has no folders yet: Add folder, or drop a photo folder on this window."
 
 
-def _query_words(text: str) -> str:
-    """The query as the status line names it: “a red car”, or photos like “beach.jpg”."""
+def _like_names(text: str) -> str | None:
+    """For a query that is only ``like:`` photos, their file names (“beach.jpg”), else None."""
     try:
         query = parse(text)
     except QueryError:
-        return f"“{text}”"
+        return None
     if query.like and not (query.text or query.plus or query.minus):
-        return "photos like " + ", ".join(f"“{Path(t).name}”" for t in query.like)
-    return f"“{text}”"
+        return ", ".join(f"“{Path(t).name}”" for t in query.like)
+    return None
 
 
 def _sentence(message: str) -> str:
@@ -75,9 +75,11 @@ def _sentence(message: str) -> str:
 def _matches(count: int, text: str) -> str:
     """The status bar's line for a search's results. Every photo above the relevance cutoff is
     listed, best first: most are not matches in any strict sense, so the line does not say so."""
+    like = _like_names(text)
+    photos = f"photo{'s' if count != 1 else ''}"
     if count >= SEARCH_LIMIT:
-        return f"The {count} best of the library for {_query_words(text)}, best first"
-    return f"{count} photo{'s' if count != 1 else ''} for {_query_words(text)}, best first"
+        return f"The {count} photos most like {like}" if like else f"The {count} best of the library for “{text}”"
+    return f"{count} {photos} like {like}, best first" if like else f"{count} {photos} for “{text}”, best first"
 
 
 class _Background(QObject):
@@ -183,7 +185,8 @@ class DetailPanel(QWidget):
         indexed = photo is not None and photo.state == "indexed" and photo.content_id is not None
         for name in ("Find similar", "Similar, but…"):
             self.actions[name].setEnabled(indexed)
-            self.actions[name].setToolTip("" if indexed or photo is None else "Only for photos already indexed")
+            why = "This file could not be read" if photo is not None and photo.state == "failed" else "Not indexed yet"
+            self.actions[name].setToolTip("" if indexed or photo is None else why)
         if photo is None:
             self.picture.setPixmap(QPixmap())
             self.picture.setText("Select a photo to see it here.")
@@ -296,6 +299,10 @@ class PreferencesDialog(QDialog):
         self.import_button.setToolTip("A model folder in the Immich CLIP or Hugging Face image-to-text layout")
         self.remove_button = QPushButton("Remove")
         self.remove_button.setToolTip("Delete the selected model's files (not the one in use)")
+        self.model.currentIndexChanged.connect(
+            lambda _i: self.remove_button.setEnabled(self.model.currentData() != current_model)
+        )
+        self.remove_button.setEnabled(self.model.currentData() != current_model)
         model_row = QHBoxLayout()
         model_row.addWidget(self.model, 1)
         model_row.addWidget(self.import_button)
@@ -404,6 +411,7 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self.detail)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
+        self.splitter.setCollapsible(0, False)  # the photos never vanish; the detail panel may
         self.setCentralWidget(self.splitter)
 
         self._build_toolbar()
@@ -453,8 +461,8 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         splitter = settings.value("window/splitter")
-        if splitter is not None:
-            self.splitter.restoreState(splitter)
+        if splitter is not None and self.splitter.restoreState(splitter) and self.splitter.sizes()[0] == 0:
+            self.splitter.setSizes([3000, 2000])  # saved by a version that let the photos collapse
         else:  # the photos get most of the width (the stretch factors only share out later growth)
             self.splitter.setSizes([3000, 2000])
         self.model.show_all()
@@ -572,6 +580,7 @@ class MainWindow(QMainWindow):
         if photo is not None:
             self.search.setText(f'like:"{photo.path}"')
             self.run_search()
+            self.grid.setFocus()  # not the search field, where typing would replace the query
 
     def _similar_but(self, photo: Photo | None) -> None:
         if photo is not None:
@@ -665,8 +674,12 @@ class MainWindow(QMainWindow):
             if isinstance(result, Exception):
                 QMessageBox.warning(self, "Cannot remove the folder", str(result))
                 return
-            self.model.show_all()
-            self._update_counts()
+            if self._last_query:  # the search, again, over the photos that are left
+                self._refreshing = self._last_query
+                self.searcher.search(self._last_query, self._cutoff())
+            else:
+                self.model.show_all()
+                self._update_counts()
             self.status_text.setText(f"Removed {folder} ({result} photos) from the library.")
             self.start_watching()
             undo = QPushButton("Undo")
@@ -797,7 +810,10 @@ class MainWindow(QMainWindow):
         else:
             with self._keeping_place():
                 self.model.refresh()
-            self._show_empty_hint()
+            if self.sync.running:  # (its progress has the status line meanwhile)
+                self._show_empty_hint()
+            else:
+                self._update_counts()  # photos added or removed by the watcher
 
     def _update_counts(self) -> None:
         count = self.library.photo_count()
@@ -854,7 +870,8 @@ class MainWindow(QMainWindow):
         dialog.remove_button.clicked.connect(lambda: self._remove_model(dialog.model.currentData(), current, dialog))
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
-        self.settings.setValue("device", dialog.device.currentData())
+        if dialog.device.currentData() != self.settings.value("device", "auto"):
+            self.settings.setValue("device", dialog.device.currentData())
         if abs(dialog.cutoff.value() - default_cutoff) < 0.005:  # the model's own: nothing chosen
             self.settings.remove(self._cutoff_key())
         else:

@@ -107,7 +107,7 @@ def test_a_full_page_of_results_is_not_called_all_that_match(qtbot, open_window,
     wait_synced(qtbot, window)
     search(qtbot, window, "a thing")
     assert window.model.rowCount() == 2
-    assert window.status_text.text() == "The 2 best of the library for “a thing”, best first"
+    assert window.status_text.text() == "The 2 best of the library for “a thing”"
 
 
 def test_query_that_matches_nothing_says_so(qtbot, open_window, rgb_folder):
@@ -396,6 +396,7 @@ def test_the_model_in_use_cannot_be_removed_from_preferences(qtbot, tmp_path, ti
 
     def press_remove(dialog):  # the user opens Preferences and presses Remove on the model shown
         shown.append(dialog)
+        assert not dialog.remove_button.isEnabled()  # offered only for models not in use
         dialog.remove_button.click()
         return QDialog.DialogCode.Rejected
 
@@ -403,7 +404,7 @@ def test_the_model_in_use_cannot_be_removed_from_preferences(qtbot, tmp_path, ti
     window.show_preferences()
     [dialog] = shown
     assert dialog.model.currentData() == "tiny-rgb" and dialog.model.findText("tiny-rgb@1 (in use)") < 0
-    assert said == ["tiny-rgb is in use; choose another model first."] and installed.is_dir()
+    assert said == [] and installed.is_dir()
     window.close()
     window.library.close()
 
@@ -504,3 +505,45 @@ def test_a_cutoff_chosen_in_preferences_belongs_to_the_model(qtbot, open_window,
     window.show_preferences()
     assert window._cutoff() == pytest.approx(0.42)
     assert window._cutoff_key().startswith("cutoff/") and window._cutoff_key() != "cutoff/"
+
+
+def test_the_photos_cannot_be_collapsed_away(qtbot, open_window, rgb_folder):
+    window = open_window(str(rgb_folder))
+    window.splitter.setSizes([0, 2000])  # dragging the handle to the window's left edge
+    assert window.splitter.sizes()[0] > 0
+
+
+def test_photos_the_watcher_removes_leave_the_count(qtbot, open_window, rgb_folder):
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    qtbot.waitUntil(lambda: window.service is not None and window.service.running, timeout=10_000)
+    assert window.status_text.text().startswith("3 photos")
+    (rgb_folder / "green.png").unlink()
+    qtbot.waitUntil(lambda: window.model.rowCount() == 2, timeout=30_000)
+    qtbot.waitUntil(lambda: window.status_text.text().startswith("2 photos"), timeout=5_000)
+
+
+def test_the_status_line_of_find_similar_names_the_photo(qtbot, open_window, rgb_folder):
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    search(qtbot, window, f'like:"{rgb_folder / "red.jpg"}"')
+    assert window.status_text.text() == "2 photos like “red.jpg”, best first"
+
+
+def test_removing_a_folder_during_a_search_searches_what_is_left(qtbot, open_window, rgb_folder, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog, QMessageBox
+
+    other = tmp_path / "other"
+    solid(other / "pink.jpg", (240, 120, 200))
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    window.add_folder(other)
+    qtbot.waitUntil(lambda: window.syncs_finished >= 2, timeout=SYNC_TIMEOUT_MS)
+    window.settings.setValue(window._cutoff_key(), -1.0)
+    search(qtbot, window, "red")
+    assert window.model.rowCount() == 4
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *a: (str(other.resolve()), True))
+    monkeypatch.setattr(QMessageBox, "question", lambda *a: QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(window.searcher.results, timeout=10_000, check_params_cb=lambda t, _r: t == "red"):
+        window.remove_folder_dialog()
+    assert window.model.searching and window.model.rowCount() == 3
