@@ -187,6 +187,9 @@ class Library:
         self._pending: LoadedModel | None = None
         self._switch_lock = threading.Lock()  # one re-embedding run at a time
         self._switch: ModelSwitch | None = None  # the background re-embedding, if one runs
+        # Roots that were missing when the watcher's changes for them came in (moved away and
+        # back, a drive unplugged for a moment): walked whole once they are back.
+        self._rewalk: set[int] = set()
         self._device = device
         self._threads = threads
         self._models_root = models_root
@@ -762,6 +765,13 @@ class Library:
                 return root, to_db_name(rel)
         return None
 
+    @property
+    def needs_rewalk(self) -> bool:
+        """Whether a folder whose changes were put off while it was missing is back."""
+        if not self._rewalk:
+            return False
+        return any(r.id in self._rewalk and r.path.is_dir() for r in self.roots())
+
     def apply_changes(self, batch: ChangeBatch) -> changes.ChangeCounts:
         """Record a settled batch of folder changes (from :class:`engine.ingest.watch.FolderWatcher`).
 
@@ -775,10 +785,21 @@ class Library:
             if batch.roots:
                 self.refresh_roots()
             roots = self.roots()
+            present = {r.id for r in roots if r.path.is_dir()}
+            for root in roots:
+                if root.id in self._rewalk and root.id in present:
+                    self._rewalk.discard(root.id)
+                    walked = walk(root.path)
+                    with self._lock, self._conn:
+                        counts.add(changes.record_walk(self._conn, root.id, walked, now))
             touched: list[str] = []
             with self._lock, self._conn:
                 for src, dest in batch.moves:
                     where_from, where_to = self._locate(src, roots), self._locate(dest, roots)
+                    missing = {w[0].id for w in (where_from, where_to) if w and w[0].id not in present}
+                    if missing:  # as below: walked once the folder is back
+                        self._rewalk |= missing
+                        continue
                     if where_from and where_to:
                         step = changes.move(self._conn, where_from[0].id, where_from[1], where_to[0].id, where_to[1])
                         counts.add(step)
@@ -788,6 +809,11 @@ class Library:
                 if where is None:
                     continue
                 root, rel = where
+                if root.id not in present:
+                    # The folder itself is not there now, so its files are not either: nothing
+                    # is forgotten. (Its events may name it by the path it had before a move.)
+                    self._rewalk.add(root.id)
+                    continue
                 if os.path.isdir(path):
                     walked = walk(root.path, Path(path))
                     with self._lock, self._conn:

@@ -229,13 +229,13 @@ class LibraryService:
         if now >= self._next_root_check:
             self._check_roots()
         batch = self.watcher.take()
-        if batch:
+        if batch or self.library.needs_rewalk:
             self._idle_since = None
             if batch.roots:
                 self._check_roots()
             counts = self.library.apply_changes(batch)
             if counts.removed or counts.changed:
-                self._garbage_since = self._garbage_since or now
+                self._garbage_since = now  # the grace runs from the latest removal
             index = self._index(self.library.pending_jobs())
             self._emit(
                 ServiceEvent(

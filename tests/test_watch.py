@@ -100,6 +100,30 @@ def test_move_between_roots_and_delete_before_create_keep_vectors(tmp_path, tiny
         assert library.model.image.calls == calls
 
 
+def test_changes_met_while_the_folder_itself_is_away_lose_nothing(tmp_path, tiny_bundle, rgb_folder):
+    # The folder is renamed, a photo in it touched and one added, and the folder renamed back:
+    # the watcher names those files by the folder's old path, where nothing is at that moment.
+    away = tmp_path / "away"
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        library.sync()
+        rgb_folder.rename(away)
+        solid(away / "red.jpg", (200, 40, 40), size=(80, 60))
+        solid(away / "new.jpg", (230, 220, 20))
+        counts = library.apply_changes(
+            ChangeBatch(paths=[os.fspath(rgb_folder / "red.jpg"), os.fspath(rgb_folder / "new.jpg")])
+        )
+        assert counts.removed == 0 and library.photo_count() == 3
+        assert not library.needs_rewalk
+        away.rename(rgb_folder)
+        assert library.needs_rewalk  # the folder is back: walked whole, once
+        counts = library.apply_changes(ChangeBatch())
+        assert (counts.new, counts.changed, counts.removed) == (1, 1, 0) and not library.needs_rewalk
+        library.index(library.pending_jobs())
+        assert {p.path.name for p in library.photos()} == {"red.jpg", "green.png", "blue.jpg", "new.jpg"}
+        assert all(p.state == "indexed" for p in library.photos())
+
+
 def test_a_photo_moved_while_it_is_indexed_is_indexed_at_its_new_place(tmp_path, tiny_bundle, rgb_folder):
     """The indexer finds the file gone (renamed, with its folder, after the scan listed it): the
     photo is left pending, not failed. A failure would stick, since the move keeps the size and
