@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 class ServiceEvent:
     """What the service just did, for a status line or a log."""
 
-    kind: str  # "reconciled", "applied", "indexed", "offline", "online", "collected", "error", "stopped"
+    kind: str  # "reconciled", "applied", "indexed", "text", "offline", "online", "collected", "error", "stopped"
     message: str
     sync: SyncReport | None = None
     index: IndexReport | None = None
@@ -66,8 +66,13 @@ class LibraryService:
         workers: int | None = None,
         on_event: ServiceListener | None = None,
         on_progress: Callable[[IndexProgress], None] | None = None,
+        read_text: bool = True,
+        text_delay: float = 3.0,
     ) -> None:
         self.library = library
+        self.read_text = read_text
+        self.text_delay = text_delay  # quiet seconds before text is read in photos just indexed
+        self._text_due = False  # photos were indexed since text was last read
         self.watcher = FolderWatcher(debounce=debounce, settle=settle)
         self.gc_grace = gc_grace
         self.root_check_interval = root_check_interval
@@ -176,6 +181,7 @@ class LibraryService:
         report = self.library.index(
             jobs, cancel=self._cancel, workers=self.workers, on_progress=self.on_progress, collect_garbage=False
         )
+        self._text_due = self._text_due or bool(report.embedded or report.reused)
         # Files still being written (or gone since listed) are left pending: look again soon.
         self._retry_at = time.monotonic() + self.retry_interval if report.skipped and not report.cancelled else None
         return report
@@ -261,6 +267,20 @@ class LibraryService:
         if now >= self._next_rescan:
             self._idle_since = None
             self._reconcile()
+            return
+        if (
+            self.read_text
+            and self._text_due
+            and self._idle_since is not None
+            and now - self._idle_since >= self.text_delay
+            and not self.watcher.busy
+        ):
+            # Text in the photos that arrived ("a sign saying STOP"), once the folder is quiet:
+            # reading is slow (a few photos a second) and new arrivals are indexed first.
+            self._text_due = False
+            found = self.library.read_text(cancel=self._cancel, workers=self.workers)
+            if found:
+                self._emit(ServiceEvent("text", f"text found in {found} new photo{'s' if found != 1 else ''}"))
             return
         busy = self.watcher.busy or self._retry_at is not None
         if busy:

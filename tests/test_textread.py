@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from PIL import Image, ImageDraw, ImageFont
 
 from engine.ingest.textread import TextReader
@@ -41,3 +43,20 @@ def test_text_pass_stores_text_and_a_text_vector(tmp_path, tiny_bundle, rgb_fold
         assert 'Text in the photo: "STOP"' in (library.photo(rgb_folder / "stop.jpg").caption or "")
         # nothing is read twice
         assert library.read_text() == 0
+
+
+def test_the_watcher_reads_text_in_photos_that_arrive(tmp_path, tiny_bundle, rgb_folder):
+    from engine.service import LibraryService
+
+    events = []
+    with Library(tmp_path / "lib.sqlite3", model=str(tiny_bundle), device="cpu") as library:
+        library.add_root(rgb_folder)
+        library.sync()
+        options = {"debounce": 0.1, "settle": 0.3, "root_check_interval": 0.2, "text_delay": 0.2, "workers": 1}
+        with LibraryService(library, on_event=events.append, **options):
+            sign(rgb_folder / "late" / "stop.jpg")
+            deadline = time.monotonic() + 60
+            while not any(e.kind == "text" for e in events) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        assert 'Text in the photo: "STOP"' in (library.photo(rgb_folder / "late" / "stop.jpg").caption or "")
+        assert [e.message for e in events if e.kind == "text"] == ["text found in 1 new photo"]
