@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.photo_model import THUMB, PhotoListModel, PhotoRole
 from desktop_app.tasks import SEARCH_LIMIT, Searcher, SyncTask, Thumbnailer
-from engine.errors import PhotoseekError, QueryError
+from engine.errors import LibraryBusyError, PhotoseekError, QueryError
 from engine.library import Library, Photo, SearchResults
 from engine.models.catalogue import catalogue, find, measured_cost
 from engine.models.registry import installed
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 DETAIL = 1024  # pixels of the detail view's picture
 DEBOUNCE_MS = 250
+BUSY_POLL_MS = 5000  # how often the window checks whether another process still writes the library
 NO_FOLDERS = "The library has no folders yet: Add folder, or drop a photo folder on this window."
 
 
@@ -453,6 +454,12 @@ class MainWindow(QMainWindow):
         self._changes.committed.connect(lambda: self._refresh.isActive() or self._refresh.start())
         library.subscribe(lambda _changes: self._changes.committed.emit())
 
+        # While another process writes the library (a `photoseek watch` or `index`), the window
+        # checks now and then whether it is done, and then indexes and watches itself.
+        self._busy_poll = QTimer(self)
+        self._busy_poll.setInterval(BUSY_POLL_MS)
+        self._busy_poll.timeout.connect(self._take_over_if_free)
+
         sync.progress.connect(self._progress)
         sync.model_progress.connect(self._model_progress)
         sync.finished.connect(self._sync_finished)
@@ -727,6 +734,8 @@ class MainWindow(QMainWindow):
             self.service = None
             self.watch_label.setText("Not watching folders")
             self.watch_label.setToolTip(str(exc))
+            if isinstance(exc, LibraryBusyError):
+                self._busy_poll.start()
             return
         roots = self.library.roots()  # once: it counts every folder's photos
         online = sum(r.online for r in roots)
@@ -788,6 +797,8 @@ class MainWindow(QMainWindow):
             self.watch_label.setText("Not indexing")
             self.watch_label.setToolTip(str(result))
             self._show_model_once_loaded()
+            if isinstance(result, LibraryBusyError):  # take over once the other process is done
+                self._busy_poll.start()
             return
         report, status = result if isinstance(result, tuple) else (result, None)
         self._status = status
@@ -799,6 +810,14 @@ class MainWindow(QMainWindow):
             self._update_counts()
             self.start_watching()
         self._show_device()
+
+    def _take_over_if_free(self) -> None:
+        if self._closing or self.sync.running or not self.library.writer_free():
+            return
+        self._busy_poll.stop()
+        self.library.reload_index()  # the other process's photos, which this one has not seen
+        self.status_text.setText("The other process is done: bringing the library up to date…")
+        self.start_sync()
 
     def _apply_changes(self) -> None:
         if self._closing:

@@ -1086,6 +1086,20 @@ class Library:
         with self._index_lock:
             self._index = None
 
+    def writer_free(self) -> bool:
+        """Whether no other process is writing to the library now (checked by taking the writer
+        lock for a moment; a watcher or index run of this process counts as free)."""
+        try:
+            with self._writer_lock.hold():
+                return True
+        except LibraryBusyError:
+            return False
+
+    def reload_index(self) -> None:
+        """Read the vectors again at the next search: another process wrote to the library (its
+        commits reach this process's index only through a new read)."""
+        self._reload_index_later()
+
     def _stored(self, path: Path | str) -> Photo | None:
         """The library's photo at ``path`` if what the library holds of it is still true: the
         file is as it was indexed (same size and modification time), or its folder is offline

@@ -547,3 +547,29 @@ def test_removing_a_folder_during_a_search_searches_what_is_left(qtbot, open_win
     with qtbot.waitSignal(window.searcher.results, timeout=10_000, check_params_cb=lambda t, _r: t == "red"):
         window.remove_folder_dialog()
     assert window.model.searching and window.model.rowCount() == 3
+
+
+def test_the_window_takes_over_once_another_process_stops_writing(
+    qtbot, open_window, rgb_folder, tmp_path, monkeypatch
+):
+    import desktop_app.window
+    from engine.store.lock import WriterLock
+
+    monkeypatch.setattr(desktop_app.window, "BUSY_POLL_MS", 100)
+    first = open_window(str(rgb_folder))
+    wait_synced(qtbot, first)
+    first.close()
+    first.library.close()
+    other = WriterLock(tmp_path / "lib.sqlite3")  # as `photoseek watch` in another process holds it
+    other.acquire()
+    try:
+        window = open_window()
+        qtbot.waitUntil(lambda: window.syncs_finished == 1, timeout=SYNC_TIMEOUT_MS)
+        assert "being updated by" in window.status_text.text() and window.watch_label.text() == "Not indexing"
+        qtbot.wait(500)
+        assert window.syncs_finished == 1  # still refused: nothing is tried while the lock is held
+    finally:
+        other.release()
+    qtbot.waitUntil(lambda: window.syncs_finished == 2, timeout=SYNC_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.watch_label.text().startswith("Watching 1 folder"), timeout=10_000)
+    assert window.model.rowCount() == 3
