@@ -212,6 +212,10 @@ def _hit_json(query: str, hit) -> dict[str, object]:
     }
 
 
+#: How often a long batch of searches reads the vectors again when another process changed them.
+RELOAD_SECONDS = 10.0
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     _require_library(args)
     batch = args.query == "-"
@@ -220,7 +224,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     queries = (q for q in (line.strip().lstrip("\ufeff") for line in sys.stdin) if q) if batch else [args.query.strip()]
     status = EXIT_OK
     with _open(args) as library:
+        # A batch may run for hours beside a `photoseek watch` or `index` in another process,
+        # whose photos reach this process's index only by reading the vectors again: done when
+        # the file has changed, at most every RELOAD_SECONDS (a read takes ~1 s at 100,000).
+        seen, reloaded = library.data_version(), time.monotonic()
         for text in queries:
+            if batch and time.monotonic() - reloaded >= RELOAD_SECONDS:
+                version = library.data_version()
+                if version != seen:
+                    library.reload_index()
+                    seen, reloaded = version, time.monotonic()
             try:
                 results = library.search(text, limit=args.limit, cutoff=args.cutoff)
             except QueryError as exc:

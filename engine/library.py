@@ -1095,6 +1095,12 @@ class Library:
         except LibraryBusyError:
             return False
 
+    def data_version(self) -> int:
+        """SQLite's count of commits by *other* connections to this library (this process's
+        writer thread included): a reader that sees it change knows the file changed."""
+        with self._lock:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
     def reload_index(self) -> None:
         """Read the vectors again at the next search: another process wrote to the library (its
         commits reach this process's index only through a new read)."""

@@ -318,3 +318,23 @@ def test_an_interrupted_command_says_how_to_go_on_and_exits_as_shells_expect(db,
     monkeypatch.setattr(cli, "cmd_status", stopped)
     assert main(["status", *db]) == code
     assert "interrupted; run the same command again" in capsys.readouterr().err
+
+
+def test_a_long_batch_sees_photos_another_process_indexes(db, rgb_folder, tiny_bundle, tmp_path, capsys, monkeypatch):
+    import engine.cli as cli
+    from engine.library import Library
+
+    monkeypatch.setattr(cli, "RELOAD_SECONDS", 0.0, raising=False)
+
+    def queries():  # the script asks, another process indexes a photo, the script asks again
+        yield "red\n"
+        solid(rgb_folder / "late" / "red-again.jpg", (225, 15, 25))
+        with Library(tmp_path / "lib.sqlite3", model=str(tiny_bundle), device="cpu") as other:
+            other.sync()
+        yield "red\n"
+
+    monkeypatch.setattr("sys.stdin", queries())
+    assert main(["search", "-", *db, "--json", "--cutoff", "-1"]) == 0
+    answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    first, second = answers[:3], answers[3:]
+    assert len(first) == 3 and "red-again.jpg" in {Path(h["path"]).name for h in second}
