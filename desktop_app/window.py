@@ -682,8 +682,7 @@ class MainWindow(QMainWindow):
                 QMessageBox.warning(self, "Cannot remove the folder", str(result))
                 return
             if self._last_query:  # the search, again, over the photos that are left
-                self._refreshing = self._last_query
-                self.searcher.search(self._last_query, self._cutoff())
+                self._search_again()
             else:
                 self.model.show_all()
                 self._update_counts()
@@ -811,6 +810,11 @@ class MainWindow(QMainWindow):
             self.start_watching()
         self._show_device()
 
+    def _search_again(self) -> None:
+        """The current search once more, because photos changed: the view keeps its place."""
+        self._refreshing = self._last_query
+        self.searcher.search(self._last_query, self._cutoff())
+
     def _take_over_if_free(self) -> None:
         if self._closing or self.sync.running or not self.library.writer_free():
             return
@@ -824,8 +828,7 @@ class MainWindow(QMainWindow):
             return
         if self.model.searching:
             if self._last_query:
-                self._refreshing = self._last_query
-                self.searcher.search(self._last_query, self._cutoff())
+                self._search_again()
         else:
             with self._keeping_place():
                 self.model.refresh()

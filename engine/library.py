@@ -543,7 +543,7 @@ class Library:
                     self._conn.execute("DELETE FROM photos WHERE root_id = ?", (root.id,))
                     self._conn.execute("DELETE FROM roots WHERE id = ?", (root.id,))
                     self._collect_garbage(self._conn)
-                self._reload_index_later()
+                self.reload_index()
                 self._notify([Committed(i, None, "removed", None) for i in ids])
                 return len(ids)
         raise RootError(f"{folder} is not a folder of this library")
@@ -770,7 +770,12 @@ class Library:
         """Whether a folder whose changes were put off while it was missing is back."""
         if not self._rewalk:
             return False
-        return any(r.id in self._rewalk and r.path.is_dir() for r in self.roots())
+        # Asked on every turn of the watcher's loop while a folder stays away: the paths only,
+        # not roots(), which counts every folder's photos.
+        marks = ",".join("?" * len(self._rewalk))
+        with self._lock:
+            rows = self._conn.execute(f"SELECT path FROM roots WHERE id IN ({marks})", tuple(self._rewalk)).fetchall()
+        return any(Path(from_db_name(r[0])).is_dir() for r in rows)
 
     def apply_changes(self, batch: ChangeBatch) -> changes.ChangeCounts:
         """Record a settled batch of folder changes (from :class:`engine.ingest.watch.FolderWatcher`).
@@ -1082,7 +1087,10 @@ class Library:
                 )
             return self._index
 
-    def _reload_index_later(self) -> None:
+    def reload_index(self) -> None:
+        """Read the vectors again at the next search: after a removal here, or when another
+        process wrote to the library (its commits reach this process's index only through a new
+        read)."""
         with self._index_lock:
             self._index = None
 
@@ -1100,11 +1108,6 @@ class Library:
         writer thread included): a reader that sees it change knows the file changed."""
         with self._lock:
             return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
-
-    def reload_index(self) -> None:
-        """Read the vectors again at the next search: another process wrote to the library (its
-        commits reach this process's index only through a new read)."""
-        self._reload_index_later()
 
     def _stored(self, path: Path | str) -> Photo | None:
         """The library's photo at ``path`` if what the library holds of it is still true: the
