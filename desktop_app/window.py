@@ -455,7 +455,8 @@ class MainWindow(QMainWindow):
         library.subscribe(lambda _changes: self._changes.committed.emit())
 
         # While another process writes the library (a `photoseek watch` or `index`), the window
-        # checks now and then whether it is done, and then indexes and watches itself.
+        # shows its photos as they come, checks now and then whether it is done, and then
+        # indexes and watches itself.
         self._busy_poll = QTimer(self)
         self._busy_poll.setInterval(BUSY_POLL_MS)
         self._busy_poll.timeout.connect(self._take_over_if_free)
@@ -816,7 +817,13 @@ class MainWindow(QMainWindow):
         self.searcher.search(self._last_query, self._cutoff())
 
     def _take_over_if_free(self) -> None:
-        if self._closing or self.sync.running or not self.library.writer_free():
+        if self._closing or self.sync.running:
+            return
+        if not self.library.writer_free():
+            # Meanwhile the other process's photos are shown as it commits them (the vectors
+            # are read again at most every RELOAD_SECONDS).
+            if self.library.reload_if_changed():
+                self._apply_changes()
             return
         self._busy_poll.stop()
         self.library.reload_index()  # the other process's photos, which this one has not seen

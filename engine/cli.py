@@ -212,10 +212,6 @@ def _hit_json(query: str, hit) -> dict[str, object]:
     }
 
 
-#: How often a long batch of searches reads the vectors again when another process changed them.
-RELOAD_SECONDS = 10.0
-
-
 def cmd_search(args: argparse.Namespace) -> int:
     _require_library(args)
     batch = args.query == "-"
@@ -225,15 +221,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     status = EXIT_OK
     with _open(args) as library:
         # A batch may run for hours beside a `photoseek watch` or `index` in another process,
-        # whose photos reach this process's index only by reading the vectors again: done when
-        # the file has changed, at most every RELOAD_SECONDS (a read takes ~1 s at 100,000).
-        seen, reloaded = library.data_version(), time.monotonic()
+        # whose photos reach this process's index only by reading the vectors again.
         for text in queries:
-            if batch and time.monotonic() - reloaded >= RELOAD_SECONDS:
-                version = library.data_version()
-                if version != seen:
-                    library.reload_index()
-                    seen, reloaded = version, time.monotonic()
+            if batch:
+                library.reload_if_changed()
             try:
                 results = library.search(text, limit=args.limit, cutoff=args.cutoff)
             except QueryError as exc:

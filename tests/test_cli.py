@@ -321,10 +321,10 @@ def test_an_interrupted_command_says_how_to_go_on_and_exits_as_shells_expect(db,
 
 
 def test_a_long_batch_sees_photos_another_process_indexes(db, rgb_folder, tiny_bundle, tmp_path, capsys, monkeypatch):
-    import engine.cli as cli
+    import engine.library
     from engine.library import Library
 
-    monkeypatch.setattr(cli, "RELOAD_SECONDS", 0.0, raising=False)
+    monkeypatch.setattr(engine.library, "RELOAD_SECONDS", 0.0)
 
     def queries():  # the script asks, another process indexes a photo, the script asks again
         yield "red\n"

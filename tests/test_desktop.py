@@ -573,3 +573,33 @@ def test_the_window_takes_over_once_another_process_stops_writing(
     qtbot.waitUntil(lambda: window.syncs_finished == 2, timeout=SYNC_TIMEOUT_MS)
     qtbot.waitUntil(lambda: window.watch_label.text().startswith("Watching 1 folder"), timeout=10_000)
     assert window.model.rowCount() == 3
+
+
+def test_photos_another_process_indexes_show_while_it_writes(
+    qtbot, open_window, rgb_folder, tmp_path, tiny_bundle, monkeypatch
+):
+    import desktop_app.window
+    import engine.library
+
+    monkeypatch.setattr(desktop_app.window, "BUSY_POLL_MS", 100)
+    monkeypatch.setattr(engine.library, "RELOAD_SECONDS", 0.0)
+    first = open_window(str(rgb_folder))
+    wait_synced(qtbot, first)
+    first.close()
+    first.library.close()
+    # `photoseek watch` in another process: it holds the library and indexes a new photo later.
+    other = Library(tmp_path / "lib.sqlite3", model=str(tiny_bundle), device="cpu")
+    other._writer_lock.acquire()
+    try:
+        window = open_window()
+        qtbot.waitUntil(lambda: window.syncs_finished == 1, timeout=SYNC_TIMEOUT_MS)
+        window.settings.setValue(window._cutoff_key(), -1.0)
+        search(qtbot, window, "red")
+        assert window.model.rowCount() == 3
+        solid(rgb_folder / "late" / "red-again.jpg", (225, 15, 25))
+        other.sync()
+        qtbot.waitUntil(lambda: window.model.rowCount() == 4, timeout=10_000)
+        assert window.model.searching and window.syncs_finished == 1  # shown, not indexed here
+    finally:
+        other._writer_lock.release()
+        other.close()
