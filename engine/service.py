@@ -59,6 +59,7 @@ class LibraryService:
         *,
         debounce: float = 0.5,
         settle: float = 2.0,
+        open_settle: float = 60.0,
         gc_grace: float = 30.0,
         root_check_interval: float = 5.0,
         rescan_interval: float | None = 1800.0,
@@ -73,7 +74,7 @@ class LibraryService:
         self.read_text = read_text
         self.text_delay = text_delay  # quiet seconds before text is read in photos just indexed
         self._text_due = False  # photos were indexed since text was last read
-        self.watcher = FolderWatcher(debounce=debounce, settle=settle)
+        self.watcher = FolderWatcher(debounce=debounce, settle=settle, open_settle=open_settle)
         self.gc_grace = gc_grace
         self.root_check_interval = root_check_interval
         # Network shares do not report remote changes to inotify: a periodic full reconcile

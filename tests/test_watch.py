@@ -184,7 +184,7 @@ def test_file_being_copied_is_indexed_once_when_complete(tmp_path, tiny_bundle, 
         library.add_root(rgb_folder)
         service = LibraryService(library, gc_grace=3600, **FAST)
         if not closed_events:  # the portable path: no "closed" events, only the size settling
-            service.watcher._IGNORED = service.watcher._IGNORED | {"closed"}
+            service.watcher._IGNORED = frozenset({"opened", "closed", "closed_no_write"})
         with service:
             settled(service)
             calls = library.model.image.calls
@@ -202,6 +202,45 @@ def test_file_being_copied_is_indexed_once_when_complete(tmp_path, tiny_bundle, 
                 "SELECT fingerprint FROM contents WHERE id = ?", (photo.content_id,)
             ).fetchone()[0]
             assert stored == fingerprint(data)
+
+
+def test_a_copy_that_stalls_mid_file_waits_until_it_is_closed(tmp_path, tiny_bundle, rgb_folder):
+    source = solid(tmp_path / "big.png", (10, 200, 10), size=(400, 300))
+    data = source.read_bytes()
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        with LibraryService(library, gc_grace=3600, **FAST) as service:
+            settled(service)
+            target = rgb_folder / "copy.png"
+            with target.open("wb") as handle:  # a copy from a slow share: half, then a long pause
+                handle.write(data[: len(data) // 2])
+                handle.flush()
+                time.sleep(1.5)  # five times `settle`: the size has long stopped changing
+                assert library.photo(target) is None  # not indexed half-written, nor listed as failed
+                handle.write(data[len(data) // 2 :])
+            settled(service)
+            photo = library.photo(target)
+            assert photo is not None and photo.state == "indexed"
+            stored = library._conn.execute(
+                "SELECT fingerprint FROM contents WHERE id = ?", (photo.content_id,)
+            ).fetchone()[0]
+            assert stored == fingerprint(data)
+
+
+def test_a_file_kept_open_without_change_is_indexed_after_a_while(tmp_path, tiny_bundle, rgb_folder):
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        with LibraryService(library, gc_grace=3600, open_settle=1.0, **FAST) as service:
+            settled(service)
+            target = rgb_folder / "held.png"
+            with target.open("wb") as handle:  # a program that keeps the file open
+                handle.write(solid(tmp_path / "src.png", (200, 10, 10)).read_bytes())
+                handle.flush()
+                deadline = time.monotonic() + 20
+                while library.photo(target) is None and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                photo = library.photo(target)
+                assert photo is not None and photo.state == "indexed"
 
 
 def test_reconcile_on_start_finds_what_changed_while_closed(tmp_path, tiny_bundle, rgb_folder):

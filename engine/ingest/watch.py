@@ -7,12 +7,17 @@ Events are coalesced per path and handed out only once they have settled:
 * the file is complete: inotify reported it closed after the last write (``closed`` events,
   Linux), or — the portable fallback — its size and modification time stayed the same for
   ``settle`` seconds. So a photo still being copied is indexed once, complete.
+* no process has it open (Linux reports every open and close, ``opened`` / ``closed`` /
+  ``closed_no_write``): a copy that stalls for a while mid-file (a slow network share, a phone)
+  is not taken for complete after ``settle`` seconds of quiet. A file kept open without a change
+  for ``open_settle`` seconds is taken as it is (a program that holds files open, a lost event).
 
 A folder is handed out only when nothing under it is still settling, because the change is
 applied by walking it. Renames and moves are handed out in order, straight away: they only move
-rows and read nothing. The observer's own bookkeeping events (opened, closed without writing, a
-parent folder "modified", events watchdog synthesises for the contents of a moved folder) are
-dropped: the batch that handles the folder covers its contents.
+rows and read nothing. Opening and closing without writing only count who has a file open (this
+process reading a photo makes no change). A parent folder's "modified" and the events watchdog
+synthesises for the contents of a moved folder are dropped: the batch that handles the folder
+covers its contents.
 """
 
 from __future__ import annotations
@@ -82,11 +87,19 @@ class _Handler(FileSystemEventHandler):
 class FolderWatcher:
     """Watches folders and collects their changes until they settle (see the module docstring)."""
 
-    _IGNORED = frozenset({"opened", "closed_no_write"})
+    _IGNORED: frozenset[str] = frozenset()  # event kinds this platform does not report (tests)
 
-    def __init__(self, *, debounce: float = 0.5, settle: float = 2.0, observer: BaseObserver | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        debounce: float = 0.5,
+        settle: float = 2.0,
+        open_settle: float = 60.0,
+        observer: BaseObserver | None = None,
+    ) -> None:
         self.debounce = debounce
         self.settle = settle
+        self.open_settle = open_settle
         self._observer = observer or Observer()
         self._handler = _Handler(self)
         self._watches: dict[str, ObservedWatch] = {}
@@ -94,6 +107,7 @@ class FolderWatcher:
         self._pending: dict[str, _Pending] = {}
         self._moves: list[tuple[str, str]] = []
         self._roots: set[str] = set()
+        self._open: dict[str, int] = {}  # path -> how many opens of it are not closed yet
         self._arrived = threading.Event()
         self._started = False
         self.closed_events_seen = False  # whether the platform reports "closed after writing"
@@ -143,6 +157,18 @@ class FolderWatcher:
         src = os.fsdecode(event.src_path)
         now = time.monotonic()
         with self._lock:
+            if kind == "opened":
+                self._open[src] = self._open.get(src, 0) + 1
+                return
+            if kind in ("closed", "closed_no_write"):
+                self._closed(src)
+                if kind == "closed_no_write":
+                    if src not in self._pending:
+                        return  # a read (this process's among them): no change
+                    self._arrived.set()  # a waiting file may be complete now
+                    return
+            elif kind == "deleted":
+                self._open.pop(src, None)
             if src in self._watches and kind in ("deleted", "moved"):
                 self._roots.add(src)  # the watched folder itself went away (or its drive)
             elif kind == "moved":
@@ -150,6 +176,8 @@ class FolderWatcher:
                 if src and dest:
                     self._moves.append((src, dest))
                     self._touch(dest, now)
+                    if src in self._open:  # (a download renamed from ".part" while still open)
+                        self._open[dest] = self._open.get(dest, 0) + self._open.pop(src)
                 else:
                     self._touch(src or dest, now)
             elif kind == "closed":
@@ -158,6 +186,11 @@ class FolderWatcher:
             else:  # created, modified, deleted, attribute change
                 self._touch(src, now).closed = False
         self._arrived.set()
+
+    def _closed(self, path: str) -> None:
+        count = self._open.pop(path, 0) - 1
+        if count > 0:
+            self._open[path] = count
 
     def _touch(self, path: str, now: float) -> _Pending:
         pending = self._pending.get(path)
@@ -195,7 +228,8 @@ class FolderWatcher:
                 if now - pending.last_event < self.debounce:
                     waiting.append(path)
                     continue
-                signature = None if pending.closed else _signature(path)
+                writing = self._open.get(path, 0) > 0
+                signature = None if pending.closed and not writing else _signature(path)
                 if signature is None:
                     if pending.closed or not os.path.isdir(path):
                         batch.paths.append(path)
@@ -205,7 +239,7 @@ class FolderWatcher:
                 if signature != pending.signature:
                     pending.signature, pending.stable_since = signature, now
                     waiting.append(path)
-                elif now - pending.stable_since >= self.settle:
+                elif now - pending.stable_since >= (self.open_settle if writing else self.settle):
                     batch.paths.append(path)
                 else:
                     waiting.append(path)
