@@ -57,6 +57,16 @@ def load_labels(data: Path, split: str) -> list[dict[str, str]]:
     return [r for r in rows if split == "all" or split_of(r["file"]) == split]
 
 
+def load_distractors(data: Path) -> list[dict[str, str]]:
+    """The unlabelled photos of ``benchmarks/datasets/distractor_photos.py``, as rows whose label
+    is "" (no query has it, so each competes with every labelled photo)."""
+    path = data / "distractors.jsonl"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: run benchmarks/datasets/distractor_photos.py --out {data}")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [{**r, "label": ""} for r in rows]
+
+
 def ranks_for(scores: np.ndarray, labels: list[str], query_label: str) -> tuple[list[int], float]:
     """Ranks of the photos labelled ``query_label`` (competing only with other labels) and the AP."""
     is_pos = np.array([lab == query_label for lab in labels])
@@ -158,19 +168,27 @@ def ranks_among(library, gallery: np.ndarray, gallery_labels: list[str], queries
 
 
 def evaluate(
-    data: Path, split: str, model: str | None, read_text: bool, workdir: Path, gallery_all: bool = False
+    data: Path,
+    split: str,
+    model: str | None,
+    read_text: bool,
+    workdir: Path,
+    gallery_all: bool = False,
+    distractors: bool = False,
 ) -> dict[str, object]:
     """The split's figures; with ``gallery_all`` also its photos ranked among all photos of the
     set (the other split's photos as more competitors), to show how the figures fall as a
-    library grows."""
+    library grows; with ``distractors`` also among all photos of the set and the unlabelled
+    distractor photos."""
     from engine.search.query import parse
 
     rows = load_labels(data, split)
     if not rows:
         raise SystemExit(f"no photos in split {split!r} of {data}")
-    everyone = load_labels(data, "all") if gallery_all else rows
+    everyone = load_labels(data, "all") if gallery_all or distractors else rows
+    extra = load_distractors(data) if distractors else []
     started = time.perf_counter()
-    library, report, photos = index_set(data, everyone, workdir, model, read_text)
+    library, report, photos = index_set(data, everyone + extra, workdir, model, read_text)
     index_s = time.perf_counter() - started
     index = library.search_index()
     kept = [r for r in rows if r["file"] in photos and photos[r["file"]].content_id is not None]
@@ -190,14 +208,22 @@ def evaluate(
         rank_of.update(zip(positions, ranks, strict=True))
         aps.append(ap)
     all_ranks = [rank_of[i] for i in range(len(kept))]
-    among_all: dict[str, object] | None = None
-    if gallery_all:
-        gallery_rows = [r for r in everyone if r["file"] in photos and photos[r["file"]].content_id is not None]
+
+    def among(gallery_rows: list[dict[str, str]]) -> dict[str, object]:
+        gallery_rows = [r for r in gallery_rows if r["file"] in photos and photos[r["file"]].content_id is not None]
         gallery = np.stack([index.vector(int(photos[r["file"]].content_id)) for r in gallery_rows])
         position = {r["file"]: i for i, r in enumerate(gallery_rows)}
         ranks = ranks_among(library, gallery, [r["label"] for r in gallery_rows], [position[r["file"]] for r in kept])
-        among_all = {"gallery": len(gallery_rows), **summarise(ranks, [0.0])}
-        del among_all["mAP"]
+        sources: dict[str, list[int]] = defaultdict(list)
+        for r, rank in zip(kept, ranks, strict=True):
+            sources[r.get("source", "?").split("==")[0]].append(rank)
+        figures: dict[str, object] = {"gallery": len(gallery_rows), **summarise(ranks, [0.0])}
+        figures["by source"] = {s: summarise(v, [0.0]) | {"photos": len(v)} for s, v in sorted(sources.items())}
+        del figures["mAP"]
+        return figures
+
+    among_all = among(everyone) if gallery_all else None
+    among_distractors = among(everyone + extra) if distractors else None
     # Queries about something none of these photos shows: their best score should fall below
     # the cutoff, so that they return nothing.
     unmatched = {text: float((vectors @ library.query_vector(parse(text))).max()) for text in UNMATCHED}
@@ -238,6 +264,11 @@ def evaluate(
         "text read": read_text,
         "by source": {s: summarise(v, [0.0]) | {"photos": len(v)} for s, v in sorted(by_source.items())},
         **({"among all photos": among_all} if among_all is not None else {}),
+        **(
+            {"among all photos and distractors": among_distractors | {"distractors": len(extra)}}
+            if among_distractors is not None
+            else {}
+        ),
         "worst labels": sorted(
             (
                 {"label": lab, "photos": len(rk), "R@10": float(np.mean(np.array(rk) <= 10))}
@@ -532,10 +563,23 @@ def main() -> None:
         action="store_true",
         help="also rank the split's photos among all photos of the set (the other split's as more competitors)",
     )
+    parser.add_argument(
+        "--distractors",
+        action="store_true",
+        help="also rank them among all photos of the set and the unlabelled photos of DATA/distractors.jsonl",
+    )
     parser.add_argument("--write-doc", action="store_true")
     args = parser.parse_args()
     workdir = scratch_folder(args.workdir, "photoseek-eval-")
-    result = evaluate(args.data, args.split, args.model, not args.no_text, workdir, gallery_all=args.gallery_all)
+    result = evaluate(
+        args.data,
+        args.split,
+        args.model,
+        not args.no_text,
+        workdir,
+        gallery_all=args.gallery_all,
+        distractors=args.distractors,
+    )
     for key in (
         "split",
         "photos",
@@ -557,12 +601,15 @@ def main() -> None:
     for source, figures in result["by source"].items():  # type: ignore[attr-defined]
         print(f"  {source:40} {figures['photos']:5} photos  R@10 {figures['R@10']:.3f}  med r {figures['med r']:.0f}")
     print("hardest labels:", ", ".join(f"{d['label']} ({d['R@10']:.2f})" for d in result["worst labels"]))  # type: ignore[attr-defined]
-    among = result.get("among all photos")
-    if among:
-        print(
-            f"among all {among['gallery']} photos: R@1 {among['R@1']:.3f}  R@5 {among['R@5']:.3f}  "  # type: ignore[index]
-            f"R@10 {among['R@10']:.3f}  med r {among['med r']:.0f}"  # type: ignore[index]
-        )
+    for key in ("among all photos", "among all photos and distractors"):
+        among = result.get(key)
+        if among:
+            print(
+                f"{key} ({among['gallery']}): R@1 {among['R@1']:.3f}  R@5 {among['R@5']:.3f}  "  # type: ignore[index]
+                f"R@10 {among['R@10']:.3f}  med r {among['med r']:.0f}"  # type: ignore[index]
+            )
+            for source, f in among["by source"].items():  # type: ignore[index]
+                print(f"  {source:40} {f['photos']:5} photos  R@10 {f['R@10']:.3f}  med r {f['med r']:.0f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     result["machine"] = describe()
     out = RESULTS / f"eval_retrieval-{args.split}.json"
@@ -571,6 +618,7 @@ def main() -> None:
     if args.write_doc:
         command = "python benchmarks/eval_retrieval.py --data DATA --split " + args.split
         command += " --gallery-all" if args.gallery_all else ""
+        command += " --distractors" if args.distractors else ""
         results = [result]
         dev = RESULTS / "eval_retrieval-dev.json"
         if args.split == "test" and dev.is_file():  # the dev figures the settings were chosen on
