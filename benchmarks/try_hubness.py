@@ -21,10 +21,12 @@ This tries, through the real engine's vectors of every photo of the set:
 Variants are compared on the dev split (``--split dev``, the default); the test split is for a
 variant that is taken, measured once.
 
-    python benchmarks/try_hubness.py --data ~/photoseek-eval [--split dev]
+    python benchmarks/try_hubness.py --data ~/photoseek-eval [--split dev] [--distractors]
 
 Prints R@1, R@10, median rank and mAP of each variant, for the split's photos among the split
-and among all photos of the set, and writes benchmarks/results/try_hubness.json.
+and among all photos of the set (with ``--distractors`` also among all photos of the set and
+the unlabelled photos of benchmarks/datasets/distractor_photos.py, which then count in the
+library's mean), and writes benchmarks/results/try_hubness-SPLIT.json.
 """
 
 from __future__ import annotations
@@ -40,7 +42,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.eval_retrieval import RESULTS, index_set, load_labels, ranks_for, split_of, summarise  # noqa: E402
+from benchmarks.eval_retrieval import (  # noqa: E402
+    RESULTS,
+    index_set,
+    load_distractors,
+    load_labels,
+    ranks_for,
+    split_of,
+    summarise,
+)
 from benchmarks.workdir import WORKDIR_HELP, scratch_folder  # noqa: E402
 
 #: score(query vector, positions of photos in the set) -> their scores
@@ -110,39 +120,52 @@ def main() -> None:
     parser.add_argument("--split", choices=("dev", "test"), default="dev")
     parser.add_argument("--model", default=None, help="model id or bundle folder (default: built-in)")
     parser.add_argument("--workdir", type=Path, help=WORKDIR_HELP)
+    parser.add_argument("--distractors", action="store_true", help="add DATA/distractors.jsonl's photos")
     args = parser.parse_args()
     from engine.search.query import parse
 
-    rows = load_labels(args.data, "all")
+    rows = load_labels(args.data, "all") + (load_distractors(args.data) if args.distractors else [])
     workdir = scratch_folder(args.workdir, "photoseek-hubness-")
     library, _, photos = index_set(args.data, rows, workdir, args.model, read_text=True)
     index = library.search_index()
     kept = [r for r in rows if r["file"] in photos and photos[r["file"]].content_id is not None]
     vectors = np.stack([index.vector(int(photos[r["file"]].content_id)) for r in kept])
     labels = [r["label"] for r in kept]
-    queries = {label: library.query_vector(parse(label)) for label in set(labels)}
+    queries = {label: library.query_vector(parse(label)) for label in set(labels) - {""}}
     references = np.stack([library.query_vector(parse(text)) for text in reference_queries()])
     model = library.model.id
     library.close()
     samples = sample_mean(args.model, workdir)
 
     everyone = np.arange(len(kept))
-    split = np.array([i for i, r in enumerate(kept) if split_of(r["file"]) == args.split])
+    labelled = np.array([i for i, lab in enumerate(labels) if lab])
+    split = np.array([i for i, r in enumerate(kept) if r["label"] and split_of(r["file"]) == args.split])
     upper = np.triu_indices(len(vectors), 1)
     mean_cosine = float((vectors @ vectors.T)[upper].mean())
     print(f"{model}: {len(split)} {args.split} photos of {len(kept)}; mean cosine between two photos {mean_cosine:.3f}")
     results = {}
     for name, score in scorers(vectors, references, samples).items():
         within = figures(score, queries, labels, split, split)
-        among = figures(score, queries, labels, split, everyone)
+        among = figures(score, queries, labels, split, labelled)
         results[name] = {"split": within, "among all": among}
-        print(
+        line = (
             f"{name:26} R@1 {within['R@1']:.3f}  R@10 {within['R@10']:.3f}  med r {within['med r']:4.1f}  "
-            f"mAP {within['mAP']:.3f}  | among all {len(kept)}: R@10 {among['R@10']:.3f}  med r {among['med r']:4.1f}"
+            f"mAP {within['mAP']:.3f}  | among {len(labelled)}: R@10 {among['R@10']:.3f}  med r {among['med r']:4.1f}"
         )
+        if args.distractors:
+            more = results[name]["among all and distractors"] = figures(score, queries, labels, split, everyone)
+            line += f"  | among {len(kept)}: R@1 {more['R@1']:.3f}  R@10 {more['R@10']:.3f}  med r {more['med r']:4.1f}"
+        print(line)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"try_hubness-{args.split}.json"
-    summary = {"model": model, "split": args.split, "photos": len(split), "set": len(kept), "mean cosine": mean_cosine}
+    summary = {
+        "model": model,
+        "split": args.split,
+        "photos": len(split),
+        "set": len(labelled),
+        "distractors": len(kept) - len(labelled),
+        "mean cosine": mean_cosine,
+    }
     out.write_text(json.dumps(summary | {"results": results}, indent=2) + "\n")
     print(f"written {out}")
 
