@@ -188,6 +188,7 @@ class LibraryService:
         return report
 
     def _reconcile(self, roots: list[Root] | None = None) -> None:
+        self.watcher.watch_links()  # watched before the walk, so that nothing falls between
         report = SyncReport()
         jobs = self.library.scan(roots, report=report)
         report.index = self._index(jobs)

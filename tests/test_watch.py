@@ -243,6 +243,38 @@ def test_a_file_kept_open_without_change_is_indexed_after_a_while(tmp_path, tiny
                 assert photo is not None and photo.state == "indexed"
 
 
+def wait_for(condition, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return bool(condition())
+
+
+def test_a_linked_folder_elsewhere_is_watched_under_its_link(tmp_path, tiny_bundle, rgb_folder):
+    elsewhere = tmp_path / "drive" / "phone"
+    solid(elsewhere / "old.jpg", (200, 200, 20))
+    os.symlink(elsewhere, rgb_folder / "phone")
+    os.symlink(rgb_folder, rgb_folder / "sub" / "loop")  # a loop: walked once, watched once
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        with LibraryService(library, gc_grace=3600, **FAST) as service:
+            settled(service)
+            assert library.photo(rgb_folder / "phone" / "old.jpg") is not None
+            solid(elsewhere / "deeper" / "new.jpg", (20, 20, 200))
+            assert wait_for(lambda: library.photo(rgb_folder / "phone" / "deeper" / "new.jpg") is not None)
+            (elsewhere / "old.jpg").unlink()
+            assert wait_for(lambda: library.photo(rgb_folder / "phone" / "old.jpg") is None)
+            # A link made while watching: its folder is walked, then watched too.
+            later = tmp_path / "drive" / "camera"
+            solid(later / "first.jpg", (20, 200, 200))
+            os.symlink(later, rgb_folder / "camera")
+            assert wait_for(lambda: library.photo(rgb_folder / "camera" / "first.jpg") is not None)
+            settled(service)
+            solid(later / "second.jpg", (200, 20, 200))
+            assert wait_for(lambda: library.photo(rgb_folder / "camera" / "second.jpg") is not None)
+            assert not any("loop" in p.path.parts for p in library.photos(limit=100))
+
+
 def test_reconcile_on_start_finds_what_changed_while_closed(tmp_path, tiny_bundle, rgb_folder):
     with open_library(tmp_path, tiny_bundle) as library:
         library.add_root(rgb_folder)

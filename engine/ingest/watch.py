@@ -12,6 +12,12 @@ Events are coalesced per path and handed out only once they have settled:
   is not taken for complete after ``settle`` seconds of quiet. A file kept open without a change
   for ``open_settle`` seconds is taken as it is (a program that holds files open, a lost event).
 
+A folder inside a watched folder that is a symbolic link to a folder elsewhere (the walk follows
+such links, inotify does not) gets a watch of its own on the real folder; its events are
+reported under the link's path, the path the library knows the photos by. Links are looked for
+when a folder is watched and when a new one appears; loops and second links to one folder are
+skipped as the walk skips them.
+
 A folder is handed out only when nothing under it is still settling, because the change is
 applied by walking it. Renames and moves are handed out in order, straight away: they only move
 rows and read nothing. Opening and closing without writing only count who has a file open (this
@@ -77,11 +83,60 @@ def _inside(path: str, folder: str) -> bool:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, watcher: FolderWatcher) -> None:
+    """Passes events on; for a linked folder's watch (``alias``: real folder, link path), with
+    the paths under the real folder given under the link."""
+
+    def __init__(self, watcher: FolderWatcher, alias: tuple[str, str] | None = None) -> None:
         self._watcher = watcher
+        self._alias = alias
+
+    def _path(self, path: bytes | str) -> str:
+        path = os.fsdecode(path)
+        if self._alias is not None and path and _inside(path, self._alias[0]):
+            return self._alias[1] + path[len(self._alias[0]) :]
+        return path
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        self._watcher._on_event(event)
+        self._watcher._on_event(event, self._path(event.src_path), self._path(event.dest_path))
+
+
+def linked_folders(folder: str) -> list[tuple[str, str]]:
+    """(link path, real folder) of every folder under ``folder`` that is reached through a
+    symbolic link and lies outside it, as the library's walk reaches it (hidden entries
+    skipped; loops and second links to one folder skipped)."""
+    out: list[tuple[str, str]] = []
+    try:
+        top = os.path.realpath(folder)
+        st = os.stat(folder)
+    except OSError:
+        return out
+    seen = {(st.st_dev, st.st_ino)}
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if not entry.is_dir(follow_symlinks=True):
+                    continue
+                info = entry.stat(follow_symlinks=True)
+            except OSError:
+                continue
+            key = (info.st_dev, info.st_ino)
+            if key in seen:
+                continue
+            seen.add(key)
+            stack.append(entry.path)
+            if entry.is_symlink():
+                real = os.path.realpath(entry.path)
+                if not _inside(real, top):  # (a link within the folder is watched already)
+                    out.append((entry.path, real))
+    return out
 
 
 class FolderWatcher:
@@ -103,6 +158,8 @@ class FolderWatcher:
         self._observer = observer or Observer()
         self._handler = _Handler(self)
         self._watches: dict[str, ObservedWatch] = {}
+        self._links: dict[str, tuple[ObservedWatch, str]] = {}  # link path -> (watch, real folder)
+        self._new_links: set[str] = set()  # folders just watched, links made or removed: see watch_links
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
         self._moves: list[tuple[str, str]] = []
@@ -135,14 +192,36 @@ class FolderWatcher:
             log.warning("cannot watch %s: %s", folder, exc)
             return False
         log.info("watching %s", folder)
+        with self._lock:  # its links are looked for on the sync thread (a walk of every folder)
+            self._new_links.add(key)
         return True
 
+    def _watch_links(self, folder: str) -> None:
+        """Watch the real folders of the links under ``folder`` (see the module docstring)."""
+        for link, real in linked_folders(folder):
+            covered = [*self._watches, *(r for _, r in self._links.values())]
+            if link in self._links or any(_inside(real, w) for w in covered):
+                continue
+            try:
+                watch = self._observer.schedule(_Handler(self, (real, link)), real, recursive=True)
+                self._links[link] = (watch, real)
+            except OSError as exc:
+                log.warning("cannot watch %s (linked as %s): %s", real, link, exc)
+                continue
+            log.info("watching %s, linked as %s", real, link)
+
+    def _unschedule(self, watch: ObservedWatch) -> None:
+        with contextlib.suppress(KeyError, OSError):  # its emitter already stopped (the folder vanished)
+            self._observer.unschedule(watch)
+
     def unwatch(self, folder: Path) -> None:
-        watch = self._watches.pop(os.fspath(folder), None)
+        key = os.fspath(folder)
+        watch = self._watches.pop(key, None)
         if watch is not None:
-            with contextlib.suppress(KeyError, OSError):  # its emitter already stopped (the folder vanished)
-                self._observer.unschedule(watch)
+            self._unschedule(watch)
             log.info("stopped watching %s", folder)
+        for link in [link for link in self._links if _inside(link, key)]:
+            self._unschedule(self._links.pop(link)[0])
 
     @property
     def watched(self) -> set[Path]:
@@ -150,11 +229,10 @@ class FolderWatcher:
 
     # -- events --------------------------------------------------------------------------------
 
-    def _on_event(self, event: FileSystemEvent) -> None:
+    def _on_event(self, event: FileSystemEvent, src: str, dest: str) -> None:
         kind = event.event_type
         if event.is_synthetic or kind in self._IGNORED or (kind == "modified" and event.is_directory):
             return
-        src = os.fsdecode(event.src_path)
         now = time.monotonic()
         with self._lock:
             if kind == "opened":
@@ -169,10 +247,11 @@ class FolderWatcher:
                     return
             elif kind == "deleted":
                 self._open.pop(src, None)
+            if kind in ("created", "deleted", "moved"):  # a link to a folder made, removed or moved
+                self._new_links.update(p for p in (src, dest) if p and (p in self._links or os.path.islink(p)))
             if src in self._watches and kind in ("deleted", "moved"):
                 self._roots.add(src)  # the watched folder itself went away (or its drive)
             elif kind == "moved":
-                dest = os.fsdecode(event.dest_path)
                 if src and dest:
                     self._moves.append((src, dest))
                     self._touch(dest, now)
@@ -199,6 +278,27 @@ class FolderWatcher:
         pending.last_event = now
         return pending
 
+    def watch_links(self) -> None:
+        """Watch the linked folders of folders just watched, and of links made since (their
+        watches follow links removed or moved)."""
+        with self._lock:
+            paths, self._new_links = self._new_links, set()
+        for path in paths:
+            if path in self._watches:
+                self._watch_links(path)
+            else:
+                self._relink(path)
+
+    def _relink(self, link: str) -> None:
+        """A link to a folder appeared, went or moved: its watch follows."""
+        linked = self._links.pop(link, None)
+        if linked is not None:
+            self._unschedule(linked[0])
+        if os.path.islink(link) and os.path.isdir(link):
+            parent = next((w for w in self._watches if _inside(link, w)), None)
+            if parent is not None:
+                self._watch_links(parent)
+
     def wake(self) -> None:
         """Make a :meth:`wait` return now."""
         self._arrived.set()
@@ -219,6 +319,7 @@ class FolderWatcher:
         """The changes that have settled (removed from the waiting list)."""
         now = time.monotonic() if now is None else now
         batch = ChangeBatch()
+        self.watch_links()
         with self._lock:
             batch.moves, self._moves = self._moves, []
             batch.roots, self._roots = self._roots, set()
