@@ -44,13 +44,12 @@ from eval_photos import (
     DEFAULT_CACHE,
     FORBIDDEN,
     JPEG_QUALITY,
-    MIN_SIDE,
     ROOT,
     Dep5,
     Item,
     fetch_deb,
     fetch_wheel,
-    load_rgb,
+    open_photo,
     slug,
 )
 
@@ -897,15 +896,14 @@ def main(argv=None) -> int:
             try:
                 with Image.open(io.BytesIO(it.data) if it.data is not None else it.src_path) as probe:
                     size = probe.size
-                if size[0] * size[1] > MAX_PIXELS:
-                    excluded[source].append(f"{it.origin} (over {MAX_PIXELS // 1_000_000} megapixels: decoder test)")
-                    continue
-                im = load_rgb(it)
             except Exception as e:  # report and go on
                 excluded[source].append(f"{it.origin} (unreadable: {e})")
                 continue
-            if min(im.size) < MIN_SIDE:
-                excluded[source].append(f"{it.origin} (smaller than {MIN_SIDE} px)")
+            if size[0] * size[1] > MAX_PIXELS:
+                excluded[source].append(f"{it.origin} (over {MAX_PIXELS // 1_000_000} megapixels: decoder test)")
+                continue
+            im = open_photo(it, excluded[source])
+            if im is None:
                 continue
             im = downscale(im)
             std = blankness(im)

@@ -717,6 +717,19 @@ def load_rgb(item: Item) -> Image.Image:
     return im.convert("RGB") if im.mode not in ("RGB", "L") else im
 
 
+def open_photo(item: Item, excluded: list[str]) -> Image.Image | None:
+    """The item's picture as RGB (or L), or None with the reason added to ``excluded``."""
+    try:
+        im = load_rgb(item)
+    except Exception as e:  # report and go on
+        excluded.append(f"{item.origin} (unreadable: {e})")
+        return None
+    if min(im.size) < MIN_SIDE:
+        excluded.append(f"{item.origin} (smaller than {MIN_SIDE} px)")
+        return None
+    return im
+
+
 def slug(s: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", s.lower()).strip("-") or "x"
 
@@ -742,13 +755,8 @@ def main(argv=None) -> int:
         for d in dropped:
             excluded[source].append(d if d.endswith(")") else f"{d} (no label)")
         for it in items:
-            try:
-                im = load_rgb(it)
-            except Exception as e:  # report and go on
-                excluded[source].append(f"{it.origin} (unreadable: {e})")
-                continue
-            if min(im.size) < MIN_SIDE:
-                excluded[source].append(f"{it.origin} (smaller than {MIN_SIDE} px)")
+            im = open_photo(it, excluded[source])
+            if im is None:
                 continue
             digest = hashlib.sha256(im.tobytes() + repr(im.size).encode()).hexdigest()
             if digest in seen:
