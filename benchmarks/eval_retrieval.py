@@ -157,14 +157,45 @@ def rank_by_label(library, gallery: np.ndarray, gallery_labels: list[str], label
         yield label, scores, ranks, ap, positions
 
 
-def ranks_among(library, gallery: np.ndarray, gallery_labels: list[str], queries: list[int]) -> list[int]:  # type: ignore[no-untyped-def]
+JUDGEMENTS = ROOT / "benchmarks" / "datasets" / "distractor_judgements.json"
+
+
+def load_judgements() -> dict[str, set[str]]:
+    """Query label -> the distractor photos judged by eye to show what it names (see
+    benchmarks/datasets/README.md); empty if there are none."""
+    if not JUDGEMENTS.is_file():
+        return {}
+    data = json.loads(JUDGEMENTS.read_text())
+    return {label: set(files) for label, files in data["shows"].items()}
+
+
+def ranks_among(  # type: ignore[no-untyped-def]
+    library, gallery: np.ndarray, rows: list[dict[str, str]], queries: list[int], shows: dict[str, set[str]]
+) -> tuple[list[int], list[int], dict[str, list[str]]]:
     """Ranks of the gallery photos ``queries`` (indices) for their own labels, each competing
-    with every gallery photo of another label."""
-    rank_of: dict[int, int] = {}
-    wanted = {gallery_labels[i] for i in queries}
-    for _, _, ranks, _, positions in rank_by_label(library, gallery, gallery_labels, wanted):
-        rank_of.update(zip(positions, ranks, strict=True))
-    return [rank_of[i] for i in queries]
+    with every gallery photo of another label except the unlabelled ones in ``shows[label]``.
+    Also each one's rank among the labelled photos only, and, for those that the unlabelled
+    photos push out of the top 10, the unlabelled photos that score higher (best first)."""
+    from engine.search.query import parse
+
+    labels = np.array([r["label"] for r in rows])
+    files = [r["file"] for r in rows]
+    ranks: dict[int, int] = {}
+    labelled_ranks: dict[int, int] = {}
+    pushed: dict[str, list[str]] = {}
+    for label in sorted({rows[i]["label"] for i in queries}):
+        scores = gallery @ library.query_vector(parse(label))
+        right = shows.get(label, set())
+        other = (labels != label) & ~np.array([f in right for f in files])
+        unlabelled = other & (labels == "")
+        for i in (i for i in queries if rows[i]["label"] == label):
+            above = other & (scores > scores[i])
+            ranks[i] = 1 + int(above.sum())
+            labelled_ranks[i] = ranks[i] - int((above & unlabelled).sum())
+            if labelled_ranks[i] <= 10 < ranks[i]:
+                spots = np.flatnonzero(above & unlabelled)
+                pushed[files[i]] = [files[j] for j in spots[np.argsort(-scores[spots], kind="stable")]]
+    return [ranks[i] for i in queries], [labelled_ranks[i] for i in queries], pushed
 
 
 def evaluate(
@@ -209,21 +240,27 @@ def evaluate(
         aps.append(ap)
     all_ranks = [rank_of[i] for i in range(len(kept))]
 
-    def among(gallery_rows: list[dict[str, str]]) -> dict[str, object]:
+    def among(gallery_rows: list[dict[str, str]], shows: dict[str, set[str]] | None = None) -> dict[str, object]:
         gallery_rows = [r for r in gallery_rows if r["file"] in photos and photos[r["file"]].content_id is not None]
         gallery = np.stack([index.vector(int(photos[r["file"]].content_id)) for r in gallery_rows])
         position = {r["file"]: i for i, r in enumerate(gallery_rows)}
-        ranks = ranks_among(library, gallery, [r["label"] for r in gallery_rows], [position[r["file"]] for r in kept])
+        ranks, _, pushed = ranks_among(library, gallery, gallery_rows, [position[r["file"]] for r in kept], shows or {})
         sources: dict[str, list[int]] = defaultdict(list)
         for r, rank in zip(kept, ranks, strict=True):
             sources[r.get("source", "?").split("==")[0]].append(rank)
         figures: dict[str, object] = {"gallery": len(gallery_rows), **summarise(ranks, [0.0])}
         figures["by source"] = {s: summarise(v, [0.0]) | {"photos": len(v)} for s, v in sorted(sources.items())}
         del figures["mAP"]
+        if any(r["label"] == "" for r in gallery_rows):
+            # The photos that unlabelled ones push out of the top 10: what to judge by eye.
+            figures["pushed out"] = {f: {"label": label_of[f], "above": above} for f, above in pushed.items()}
         return figures
 
+    label_of = {r["file"]: r["label"] for r in kept}
     among_all = among(everyone) if gallery_all else None
     among_distractors = among(everyone + extra) if distractors else None
+    judged = load_judgements() if distractors else {}
+    among_judged = among(everyone + extra, judged) if judged else None
     # Queries about something none of these photos shows: their best score should fall below
     # the cutoff, so that they return nothing.
     unmatched = {text: float((vectors @ library.query_vector(parse(text))).max()) for text in UNMATCHED}
@@ -267,6 +304,11 @@ def evaluate(
         **(
             {"among all photos and distractors": among_distractors | {"distractors": len(extra)}}
             if among_distractors is not None
+            else {}
+        ),
+        **(
+            {"among all photos and distractors, judged": among_judged | {"distractors": len(extra)}}
+            if among_judged is not None
             else {}
         ),
         "worst labels": sorted(
@@ -340,6 +382,17 @@ def write_doc(results: list[dict[str, object]], path: Path, command: str) -> Non
                 "distractors carry no labels, so one that shows what a query names counts against the "
                 "model (scene queries such as “room” or “city” suffer most; by source below)"
             )
+            judged = test.get("among all photos and distractors, judged")
+            if judged:
+                j10 = float(judged["R@10"])  # type: ignore[index]
+                verdict += (
+                    ". Judged by eye, the distractors that outrank a test photo they push out of the top 10 "
+                    "sometimes show what the query names (a dog for “dog”, bedrooms for “room”; the "
+                    "judgements and their rule: `benchmarks/datasets/distractor_judgements.json`); with "
+                    f"those not counted against the model, R@10 is **{j10:.3f}**: still "
+                    f"**{'met' if j10 >= 0.6 else 'not met'}** (only R@10 is corrected so: the distractors "
+                    "above photos ranked beyond the top 10 either way were not judged)"
+                )
         lines += [
             "",
             f"**Against the target** (R@10 ≥ 0.6 for everyday-object queries among ~1,000 photos): "
@@ -643,7 +696,7 @@ def main() -> None:
     for source, figures in result["by source"].items():  # type: ignore[attr-defined]
         print(f"  {source:40} {figures['photos']:5} photos  R@10 {figures['R@10']:.3f}  med r {figures['med r']:.0f}")
     print("hardest labels:", ", ".join(f"{d['label']} ({d['R@10']:.2f})" for d in result["worst labels"]))  # type: ignore[attr-defined]
-    for key in ("among all photos", "among all photos and distractors"):
+    for key in ("among all photos", "among all photos and distractors", "among all photos and distractors, judged"):
         among = result.get(key)
         if among:
             print(
