@@ -169,3 +169,21 @@ def test_the_fused_text_graph_loads_without_a_warning(builtin_bundle: Path) -> N
         [sys.executable, "-c", code, str(builtin_bundle / "textual.onnx")], capture_output=True, text=True, check=True
     )
     assert run.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("noun", "phrase"),
+    [
+        ("dog", "a dog"),
+        ("umbrella", "an umbrella"),
+        ("unicycle", "a unicycle"),
+        ("European gallinule", "a European gallinule"),
+        ("hourglass", "an hourglass"),
+        ("clothing", "clothing"),
+        ("furniture", "furniture"),
+    ],
+)
+def test_captions_use_the_article_english_speakers_use(noun: str, phrase: str) -> None:
+    from engine.models.builtin.concepts import article
+
+    assert article(noun) == phrase

@@ -103,6 +103,16 @@ def load_classes(hierarchy_path: Path, clean_names: list[str]) -> list[ImageNetC
     return classes
 
 
+# By sound, not spelling: "a unicycle", "a European gallinule", "an hourglass".
+_A_BEFORE_VOWEL = re.compile(r"(?i)^(uni|eu|one\b|use)")
+_AN_BEFORE_H = re.compile(r"(?i)^(hour|honest|honou?r|heir)")
+#: Everyday names that take no article ("clothing, probably a bow tie").
+MASS_NOUNS = frozenset({"clothing", "furniture", "food", "footwear"})
+
+
 def article(noun: str) -> str:
-    """'an umbrella', 'a dog'."""
-    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+    """'an umbrella', 'a dog', 'a unicycle', 'an hourglass', 'clothing'."""
+    if noun.lower() in MASS_NOUNS:
+        return noun
+    vowel = noun[:1].lower() in "aeiou" and not _A_BEFORE_VOWEL.match(noun)
+    return ("an " if vowel or _AN_BEFORE_H.match(noun) else "a ") + noun
