@@ -816,7 +816,8 @@ class Library:
                     if where_from and where_to:
                         step = changes.move(self._conn, where_from[0].id, where_from[1], where_to[0].id, where_to[1])
                         counts.add(step)
-                    touched += [p for p, where in ((src, where_from), (dest, where_to)) if where]
+                    ends = ((src, where_from), (dest, where_to))
+                    touched += [p for p, where in ends if where and p not in batch.writing]
             for path in dict.fromkeys(touched + batch.paths):
                 where = self._locate(path, roots)
                 if where is None:

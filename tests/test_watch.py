@@ -32,6 +32,13 @@ def settled(service: LibraryService) -> None:
     assert service.wait_idle(timeout=30), service.error
 
 
+def wait_for(condition, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return bool(condition())
+
+
 @pytest.fixture
 def watching(tmp_path, tiny_bundle, rgb_folder):
     library = open_library(tmp_path, tiny_bundle)
@@ -227,6 +234,40 @@ def test_a_copy_that_stalls_mid_file_waits_until_it_is_closed(tmp_path, tiny_bun
             assert stored == fingerprint(data)
 
 
+def test_a_download_renamed_before_it_is_closed_waits_until_it_is(tmp_path, tiny_bundle, rgb_folder):
+    data = solid(tmp_path / "big.png", (10, 200, 10), size=(400, 300)).read_bytes()
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        with LibraryService(library, gc_grace=3600, **FAST) as service:
+            settled(service)
+            target = rgb_folder / "download.png"
+            with (rgb_folder / "download.png.part").open("wb") as handle:
+                handle.write(data[: len(data) // 2])
+                handle.flush()
+                os.rename(rgb_folder / "download.png.part", target)  # renamed while still written
+                time.sleep(1.5)
+                assert library.photo(target) is None  # not read half-written, not listed as failed
+                handle.write(data[len(data) // 2 :])
+            settled(service)
+            photo = library.photo(target)
+            assert photo is not None and photo.state == "indexed"
+
+
+def test_a_finished_copy_is_not_held_up_by_a_reader(tmp_path, tiny_bundle, rgb_folder):
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        with LibraryService(library, gc_grace=3600, **FAST) as service:
+            settled(service)
+            photo = rgb_folder / "red.jpg"
+            before = library.photo(photo)
+            assert before is not None
+            with photo.open("rb"):  # a viewer keeps the photo open while it is replaced
+                time.sleep(0.2)
+                photo.write_bytes(solid(tmp_path / "blue.jpg", (20, 20, 230)).read_bytes())
+                replaced = lambda: (p := library.photo(photo)) is not None and p.content_id != before.content_id  # noqa: E731
+                assert wait_for(replaced, 10)
+
+
 def test_a_file_kept_open_without_change_is_indexed_after_a_while(tmp_path, tiny_bundle, rgb_folder):
     with open_library(tmp_path, tiny_bundle) as library:
         library.add_root(rgb_folder)
@@ -241,13 +282,6 @@ def test_a_file_kept_open_without_change_is_indexed_after_a_while(tmp_path, tiny
                     time.sleep(0.1)
                 photo = library.photo(target)
                 assert photo is not None and photo.state == "indexed"
-
-
-def wait_for(condition, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return bool(condition())
 
 
 def test_a_linked_folder_elsewhere_is_watched_under_its_link(tmp_path, tiny_bundle, rgb_folder):

@@ -51,6 +51,9 @@ class ChangeBatch:
     moves: list[tuple[str, str]] = field(default_factory=list)  # (from, to), in the order they happened
     paths: list[str] = field(default_factory=list)  # created, changed or deleted files and folders
     roots: set[str] = field(default_factory=set)  # watched folders that were themselves deleted or moved
+    # Destinations of moves that are still open for writing (a download renamed from ".part"
+    # before it is closed): their rows move now, their contents are read once they are complete.
+    writing: set[str] = field(default_factory=set)
 
     def __bool__(self) -> bool:
         return bool(self.moves or self.paths or self.roots)
@@ -322,6 +325,7 @@ class FolderWatcher:
         self.watch_links()
         with self._lock:
             batch.moves, self._moves = self._moves, []
+            batch.writing = {d for _, d in batch.moves if self._open.get(d, 0) > 0}
             batch.roots, self._roots = self._roots, set()
             waiting: list[str] = []
             folders: list[str] = []
@@ -329,8 +333,10 @@ class FolderWatcher:
                 if now - pending.last_event < self.debounce:
                     waiting.append(path)
                     continue
-                writing = self._open.get(path, 0) > 0
-                signature = None if pending.closed and not writing else _signature(path)
+                # Open somewhere and not closed after writing since the last change (a reader
+                # that keeps it open, a viewer, does not hold up a finished copy).
+                writing = self._open.get(path, 0) > 0 and not pending.closed
+                signature = None if pending.closed else _signature(path)
                 if signature is None:
                     if pending.closed or not os.path.isdir(path):
                         batch.paths.append(path)
