@@ -396,3 +396,13 @@ def test_photo_folders_are_never_written(tmp_path, tiny_bundle, rgb_folder):
         library.caption(rgb_folder / "red.jpg")
     assert _snapshot(rgb_folder) == before
     assert rgb_folder.stat().st_mtime_ns == folder_mtime
+
+
+def test_a_link_back_up_made_while_watching_lists_nothing_twice(watching):
+    library, service, folder = watching
+    os.symlink(folder, folder / "sub" / "up")  # a link to the folder itself
+    os.symlink(folder / "sub", folder / "again")  # and to a folder inside it
+    time.sleep(1.0)
+    settled(service)
+    names = sorted(p.path.relative_to(folder).as_posix() for p in library.photos(limit=100))
+    assert names == ["green.png", "red.jpg", "sub/blue.jpg"]

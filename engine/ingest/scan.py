@@ -7,6 +7,7 @@ loops are broken, unreadable folders are reported, never fatal.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
@@ -88,6 +89,17 @@ def entry_for(root: Path, path: Path) -> FileEntry | None:
     return FileEntry(to_db_name(rel), info.st_size, info.st_mtime_ns)
 
 
+def _inside(path: str, folder: str) -> bool:
+    return path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _second_path(folder: str, real_root: str) -> bool:
+    """Whether ``folder`` (a path under the root) is reached through a link and is really a
+    folder of the root: another path to folders the root's walk lists by their own."""
+    real = os.path.realpath(folder)
+    return real != os.path.abspath(folder) and (real == real_root or _inside(real, real_root))
+
+
 def walk(root: Path, start: Path | None = None) -> WalkReport:
     """Every candidate photo under ``root`` (hidden entries skipped, symlink loops broken).
 
@@ -98,6 +110,18 @@ def walk(root: Path, start: Path | None = None) -> WalkReport:
     root_str = os.fspath(root)
     first = os.fspath(start) if start is not None else root_str
     seen_dirs: set[tuple[int, int]] = set()
+    # A subtree's walk lists no folder a second time under another path: it never goes back up
+    # into the folders above it, nor through a link into a folder of the root (the root's walk
+    # reaches that by its own path).
+    real_root = os.path.realpath(root_str)
+    if start is not None and _second_path(first, real_root):
+        return report
+    here = first
+    while here != root_str and _inside(here, root_str):
+        here = os.path.dirname(here)
+        with contextlib.suppress(OSError):
+            st = os.stat(here)
+            seen_dirs.add((st.st_dev, st.st_ino))
     try:
         st = os.stat(first)
         seen_dirs.add((st.st_dev, st.st_ino))
@@ -127,6 +151,8 @@ def walk(root: Path, start: Path | None = None) -> WalkReport:
             if stat.S_ISDIR(info.st_mode):
                 key = (info.st_dev, info.st_ino)
                 if key in seen_dirs:  # a symlink loop or a second link to the same folder
+                    continue
+                if start is not None and entry.is_symlink() and _second_path(entry.path, real_root):
                     continue
                 seen_dirs.add(key)
                 stack.append(entry.path)
