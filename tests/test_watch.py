@@ -406,3 +406,43 @@ def test_a_link_back_up_made_while_watching_lists_nothing_twice(watching):
     settled(service)
     names = sorted(p.path.relative_to(folder).as_posix() for p in library.photos(limit=100))
     assert names == ["green.png", "red.jpg", "sub/blue.jpg"]
+
+
+def test_links_in_every_shape_are_watched_under_the_paths_the_walk_gave(tmp_path, tiny_bundle):
+    top = tmp_path / "top"
+    lib, drive, other = top / "lib", tmp_path / "drive", tmp_path / "other"
+    solid(lib / "albums" / "2024" / "a.jpg", (200, 20, 20))
+    solid(drive / "inner" / "b.jpg", (20, 200, 20))
+    solid(drive / "c.jpg", (20, 20, 200))
+    solid(other / "sub" / "d.jpg", (200, 200, 20))
+    solid(top / "beside.jpg", (20, 200, 200))
+    os.symlink(lib / "albums" / "2024", lib / "fav")  # a second path to a folder of the root
+    os.symlink(drive / "inner", lib / "x")  # two links, one inside the other's folder
+    os.symlink(drive, lib / "y")
+    os.symlink(top, lib / "up")  # a link up to a folder that holds the root
+    os.symlink(other / "sub", lib / "o")  # a folder of another library folder
+
+    def listed() -> list[str]:
+        return sorted(str(p.path) for p in library.photos(limit=1000))
+
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(lib)
+        library.add_root(other)
+        with LibraryService(library, gc_grace=3600, **FAST) as service:
+            settled(service)
+            before = listed()
+            assert all(Path(p).is_file() for p in before)
+            # one new photo in each linked folder, one photo removed: listed as a new walk would
+            solid(lib / "albums" / "2024" / "a2.jpg", (210, 30, 30))
+            solid(drive / "inner" / "b2.jpg", (30, 210, 30))
+            solid(drive / "c2.jpg", (30, 30, 210))
+            solid(other / "sub" / "d2.jpg", (210, 210, 30))
+            solid(lib / "e.jpg", (30, 210, 210))
+            time.sleep(1.0)
+            settled(service)
+            live = listed()
+        with open_library(tmp_path, tiny_bundle) as fresh:
+            fresh.sync(read_text=False)  # what a full walk lists
+            walked = sorted(str(p.path) for p in fresh.photos(limit=1000))
+    assert live == walked
+    assert len(live) == len(before) + 6  # d2.jpg under its own folder and under the link

@@ -12,11 +12,13 @@ Events are coalesced per path and handed out only once they have settled:
   is not taken for complete after ``settle`` seconds of quiet. A file kept open without a change
   for ``open_settle`` seconds is taken as it is (a program that holds files open, a lost event).
 
-A folder inside a watched folder that is a symbolic link to a folder elsewhere (the walk follows
-such links, inotify does not) gets a watch of its own on the real folder; its events are
-reported under the link's path, the path the library knows the photos by. Links are looked for
-when a folder is watched and when a new one appears; loops and second links to one folder are
-skipped as the walk skips them.
+Folders reached through symbolic links (the walk follows them, inotify does not): the watcher
+finds them as the walk does — same order, loops and second paths to a folder skipped — and
+reports every event under the path the walk gave the folder, the path the library knows its
+photos by. A linked folder outside the watched folders gets a watch of its own on its real
+folder (one per outermost such folder). Links are looked for when a folder is watched and
+again when a link under it is made, removed or moved. A link to a folder that contains the
+watched folder itself is left to the periodic full walk.
 
 A folder is handed out only when nothing under it is still settling, because the change is
 applied by walking it. Renames and moves are handed out in order, straight away: they only move
@@ -86,27 +88,18 @@ def _inside(path: str, folder: str) -> bool:
 
 
 class _Handler(FileSystemEventHandler):
-    """Passes events on; for a linked folder's watch (``alias``: real folder, link path), with
-    the paths under the real folder given under the link."""
-
-    def __init__(self, watcher: FolderWatcher, alias: tuple[str, str] | None = None) -> None:
+    def __init__(self, watcher: FolderWatcher) -> None:
         self._watcher = watcher
-        self._alias = alias
-
-    def _path(self, path: bytes | str) -> str:
-        path = os.fsdecode(path)
-        if self._alias is not None and path and _inside(path, self._alias[0]):
-            return self._alias[1] + path[len(self._alias[0]) :]
-        return path
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        self._watcher._on_event(event, self._path(event.src_path), self._path(event.dest_path))
+        for src, dest in self._watcher.library_paths(os.fsdecode(event.src_path), os.fsdecode(event.dest_path)):
+            self._watcher._on_event(event, src, dest)
 
 
 def linked_folders(folder: str) -> list[tuple[str, str]]:
-    """(link path, real folder) of every folder under ``folder`` that is reached through a
-    symbolic link and lies outside it, as the library's walk reaches it (hidden entries
-    skipped; loops and second links to one folder skipped)."""
+    """(link path, real folder) of every folder under ``folder`` that the library's walk
+    reaches through a symbolic link, in the walk's order (hidden entries skipped; loops and
+    second paths to one folder skipped, the first path kept)."""
     out: list[tuple[str, str]] = []
     try:
         top = os.path.realpath(folder)
@@ -137,7 +130,7 @@ def linked_folders(folder: str) -> list[tuple[str, str]]:
             stack.append(entry.path)
             if entry.is_symlink():
                 real = os.path.realpath(entry.path)
-                if not _inside(real, top):  # (a link within the folder is watched already)
+                if not _inside(top, real):  # (a link up: left to the full walk)
                     out.append((entry.path, real))
     return out
 
@@ -161,8 +154,11 @@ class FolderWatcher:
         self._observer = observer or Observer()
         self._handler = _Handler(self)
         self._watches: dict[str, ObservedWatch] = {}
-        self._links: dict[str, tuple[ObservedWatch, str]] = {}  # link path -> (watch, real folder)
-        self._new_links: set[str] = set()  # folders just watched, links made or removed: see watch_links
+        # Folders reached through links, per watched folder: real folder -> the path the walk
+        # gives it; and the watches of the real folders outside every watched folder.
+        self._linked: dict[str, dict[str, str]] = {}
+        self._link_watches: dict[str, ObservedWatch] = {}
+        self._relink: set[str] = set()  # watched folders whose links to look for: see watch_links
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
         self._moves: list[tuple[str, str]] = []
@@ -196,22 +192,54 @@ class FolderWatcher:
             return False
         log.info("watching %s", folder)
         with self._lock:  # its links are looked for on the sync thread (a walk of every folder)
-            self._new_links.add(key)
+            self._relink.add(key)
         return True
 
-    def _watch_links(self, folder: str) -> None:
-        """Watch the real folders of the links under ``folder`` (see the module docstring)."""
-        for link, real in linked_folders(folder):
-            covered = [*self._watches, *(r for _, r in self._links.values())]
-            if link in self._links or any(_inside(real, w) for w in covered):
-                continue
+    def _view(self, folder: str, path: str) -> str | None:
+        """The path under which the walk of the watched ``folder`` lists ``path`` (a real path,
+        as inotify gives it), or None if it does not reach it."""
+        linked = self._linked.get(folder, {})
+        best = max((r for r in linked if _inside(path, r)), key=len, default=None)
+        if best is not None:
+            return linked[best] + path[len(best) :]
+        return path if _inside(path, folder) else None
+
+    def library_paths(self, src: str, dest: str = "") -> list[tuple[str, str]]:
+        """An event's (src, dest) under every path the library knows them by: a folder linked
+        from two watched folders is listed under both (a path outside them stays as it is)."""
+        if not self._linked:
+            return [(src, dest)]
+        out: list[tuple[str, str]] = []
+        for folder in list(self._watches):
+            s = self._view(folder, src) if src else None
+            d = self._view(folder, dest) if dest else None
+            if (s or d) and (s or src, d or dest) not in out:
+                out.append((s or src, d or dest))
+        return out or [(src, dest)]
+
+    def _find_links(self, folder: str) -> None:
+        """Look for the linked folders under ``folder`` (see the module docstring)."""
+        self._linked[folder] = {real: link for link, real in linked_folders(folder)}
+        self._watch_linked()
+
+    def _watch_linked(self) -> None:
+        """Watch the linked folders outside every watched folder, one watch per outermost."""
+        wanted = {
+            real
+            for linked in self._linked.values()
+            for real in linked
+            if not any(_inside(real, w) for w in self._watches)
+        }
+        outermost = {r for r in wanted if not any(r != other and _inside(r, other) for other in wanted)}
+        for real in set(self._link_watches) - outermost:
+            self._unschedule(self._link_watches.pop(real))
+        for real in outermost - set(self._link_watches):
             try:
-                watch = self._observer.schedule(_Handler(self, (real, link)), real, recursive=True)
-                self._links[link] = (watch, real)
+                self._link_watches[real] = self._observer.schedule(self._handler, real, recursive=True)
             except OSError as exc:
-                log.warning("cannot watch %s (linked as %s): %s", real, link, exc)
+                log.warning("cannot watch %s (a linked folder): %s", real, exc)
                 continue
-            log.info("watching %s, linked as %s", real, link)
+            log.info("watching %s (a linked folder)", real)
 
     def _unschedule(self, watch: ObservedWatch) -> None:
         with contextlib.suppress(KeyError, OSError):  # its emitter already stopped (the folder vanished)
@@ -223,8 +251,8 @@ class FolderWatcher:
         if watch is not None:
             self._unschedule(watch)
             log.info("stopped watching %s", folder)
-        for link in [link for link in self._links if _inside(link, key)]:
-            self._unschedule(self._links.pop(link)[0])
+        if self._linked.pop(key, None):
+            self._watch_linked()
 
     @property
     def watched(self) -> set[Path]:
@@ -250,8 +278,9 @@ class FolderWatcher:
                     return
             elif kind == "deleted":
                 self._open.pop(src, None)
-            if kind in ("created", "deleted", "moved"):  # a link to a folder made, removed or moved
-                self._new_links.update(p for p in (src, dest) if p and (p in self._links or os.path.islink(p)))
+            if kind in ("created", "deleted", "moved") and any(self._is_link(p) for p in (src, dest)):
+                # A link to a folder made, removed or moved: its folder looks for links again.
+                self._relink.update(w for w in self._watches if _inside(src, w) or _inside(dest, w))
             if src in self._watches and kind in ("deleted", "moved"):
                 self._roots.add(src)  # the watched folder itself went away (or its drive)
             elif kind == "moved":
@@ -281,26 +310,21 @@ class FolderWatcher:
         pending.last_event = now
         return pending
 
-    def watch_links(self) -> None:
-        """Watch the linked folders of folders just watched, and of links made since (their
-        watches follow links removed or moved)."""
-        with self._lock:
-            paths, self._new_links = self._new_links, set()
-        for path in paths:
-            if path in self._watches:
-                self._watch_links(path)
-            else:
-                self._relink(path)
+    def _is_link(self, path: str) -> bool:
+        """A link to a folder now, or a path the library knew a linked folder by."""
+        if not path:
+            return False
+        if os.path.islink(path) and os.path.isdir(path):
+            return True
+        return any(path in linked.values() for linked in list(self._linked.values()))
 
-    def _relink(self, link: str) -> None:
-        """A link to a folder appeared, went or moved: its watch follows."""
-        linked = self._links.pop(link, None)
-        if linked is not None:
-            self._unschedule(linked[0])
-        if os.path.islink(link) and os.path.isdir(link):
-            parent = next((w for w in self._watches if _inside(link, w)), None)
-            if parent is not None:
-                self._watch_links(parent)
+    def watch_links(self) -> None:
+        """Look for the linked folders of folders just watched or whose links changed."""
+        with self._lock:
+            folders, self._relink = self._relink, set()
+        for folder in folders:
+            if folder in self._watches:
+                self._find_links(folder)
 
     def wake(self) -> None:
         """Make a :meth:`wait` return now."""
