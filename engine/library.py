@@ -799,6 +799,7 @@ class Library:
                 self.refresh_roots()
             roots = self.roots()
             present = {r.id for r in roots if r.path.is_dir()}
+            self._rewalk |= {r.id for r in roots if str(r.path) in batch.rewalk}
             for root in roots:
                 if root.id in self._rewalk and root.id in present:
                     self._rewalk.discard(root.id)

@@ -214,6 +214,7 @@ class LibraryService:
 
     def _check_roots(self) -> None:
         self._next_root_check = time.monotonic() + self.root_check_interval
+        self.watcher.check_links()
         for root in self.library.refresh_roots():
             if root.online:
                 self._emit(ServiceEvent("online", f"{root.path} is back online", roots=[root.path]))

@@ -446,3 +446,52 @@ def test_links_in_every_shape_are_watched_under_the_paths_the_walk_gave(tmp_path
             walked = sorted(str(p.path) for p in fresh.photos(limit=1000))
     assert live == walked
     assert len(live) == len(before) + 6  # d2.jpg under its own folder and under the link
+
+
+def test_links_made_removed_or_left_dangling_are_followed_as_a_walk_would(tmp_path, tiny_bundle, rgb_folder):
+    from engine.ingest.scan import from_db_name, walk
+
+    drive = tmp_path / "drive"
+    solid(drive / "phone" / "p.jpg", (200, 200, 20))
+    os.symlink(drive / "phone", rgb_folder / "phone")
+
+    def walked() -> list[str]:
+        return sorted(str(rgb_folder / from_db_name(f.rel_path)) for f in walk(rgb_folder).files)
+
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+
+        def follows() -> bool:
+            return sorted(str(p.path) for p in library.photos(limit=100)) == walked()
+
+        with LibraryService(library, gc_grace=3600, **FAST) as service:
+            settled(service)
+            assert follows()
+            os.symlink(drive / "phone", rgb_folder / "again")  # a second link to the same folder
+            assert wait_for(follows, 10)
+            os.unlink(rgb_folder / "phone")  # one of the two removed
+            assert wait_for(follows, 10)
+            shutil.rmtree(drive / "phone")  # the linked folder deleted …
+            assert wait_for(follows, 10)
+            solid(drive / "phone" / "q.jpg", (20, 200, 200))  # … and made again
+            assert wait_for(lambda: follows() and len(walked()) == 4, 10)
+            solid(drive / "phone" / "r.jpg", (200, 20, 200))  # and watched again
+            assert wait_for(lambda: follows() and len(walked()) == 5, 10)
+            os.rename(drive / "phone", drive / "gone")  # renamed away: the link leads nowhere
+            assert wait_for(lambda: follows() and len(walked()) == 3, 10)
+
+
+def test_a_photo_saved_over_by_rename_is_read_at_once_though_a_viewer_has_it_open(tmp_path, tiny_bundle, rgb_folder):
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        with LibraryService(library, gc_grace=3600, **FAST) as service:
+            settled(service)
+            photo = rgb_folder / "red.jpg"
+            before = library.photo(photo)
+            assert before is not None
+            with photo.open("rb"):  # a viewer shows the old photo while an editor saves
+                temp = rgb_folder / ".red.jpg.tmp"
+                temp.write_bytes(solid(tmp_path / "blue.jpg", (20, 20, 230)).read_bytes())
+                os.rename(temp, photo)
+                replaced = lambda: (p := library.photo(photo)) is not None and p.content_id != before.content_id  # noqa: E731
+                assert wait_for(replaced, 10)

@@ -101,7 +101,8 @@ def _second_path(folder: str, real_root: str) -> bool:
 
 
 def walk(root: Path, start: Path | None = None) -> WalkReport:
-    """Every candidate photo under ``root`` (hidden entries skipped, symlink loops broken).
+    """Every candidate photo under ``root`` (hidden entries skipped, symlink loops broken, links
+    to folders of the root itself not followed: their photos are listed by their own paths).
 
     With ``start`` (a folder inside ``root``) only that subtree is walked; paths stay relative to
     ``root``.
@@ -152,8 +153,8 @@ def walk(root: Path, start: Path | None = None) -> WalkReport:
                 key = (info.st_dev, info.st_ino)
                 if key in seen_dirs:  # a symlink loop or a second link to the same folder
                     continue
-                if start is not None and entry.is_symlink() and _second_path(entry.path, real_root):
-                    continue
+                if entry.is_symlink() and _second_path(entry.path, real_root):
+                    continue  # a link to a folder of the root: listed by its own path
                 seen_dirs.add(key)
                 stack.append(entry.path)
             elif stat.S_ISREG(info.st_mode) and is_candidate(entry.path):

@@ -53,15 +53,18 @@ class ChangeBatch:
     moves: list[tuple[str, str]] = field(default_factory=list)  # (from, to), in the order they happened
     paths: list[str] = field(default_factory=list)  # created, changed or deleted files and folders
     roots: set[str] = field(default_factory=set)  # watched folders that were themselves deleted or moved
+    # Watched folders whose linked folders changed (a link made, removed, moved or left
+    # dangling): walked whole, so that each folder is listed under the path a walk gives it.
+    rewalk: set[str] = field(default_factory=set)
     # Destinations of moves that are still open for writing (a download renamed from ".part"
     # before it is closed): their rows move now, their contents are read once they are complete.
     writing: set[str] = field(default_factory=set)
 
     def __bool__(self) -> bool:
-        return bool(self.moves or self.paths or self.roots)
+        return bool(self.moves or self.paths or self.roots or self.rewalk)
 
     def __len__(self) -> int:
-        return len(self.moves) + len(self.paths) + len(self.roots)
+        return len(self.moves) + len(self.paths) + len(self.roots) + len(self.rewalk)
 
 
 @dataclass
@@ -83,6 +86,14 @@ def _signature(path: str) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
@@ -96,10 +107,11 @@ class _Handler(FileSystemEventHandler):
             self._watcher._on_event(event, src, dest)
 
 
-def linked_folders(folder: str) -> list[tuple[str, str]]:
+def linked_folders(folder: str, dangling: list[str] | None = None) -> list[tuple[str, str]]:
     """(link path, real folder) of every folder under ``folder`` that the library's walk
     reaches through a symbolic link, in the walk's order (hidden entries skipped; loops and
-    second paths to one folder skipped, the first path kept)."""
+    second paths to one folder skipped, the first path kept). Links that lead nowhere now are
+    added to ``dangling``."""
     out: list[tuple[str, str]] = []
     try:
         top = os.path.realpath(folder)
@@ -119,6 +131,8 @@ def linked_folders(folder: str) -> list[tuple[str, str]]:
                 continue
             try:
                 if not entry.is_dir(follow_symlinks=True):
+                    if dangling is not None and entry.is_symlink() and not os.path.exists(entry.path):
+                        dangling.append(entry.path)
                     continue
                 info = entry.stat(follow_symlinks=True)
             except OSError:
@@ -126,12 +140,13 @@ def linked_folders(folder: str) -> list[tuple[str, str]]:
             key = (info.st_dev, info.st_ino)
             if key in seen:
                 continue
+            real = os.path.realpath(entry.path) if entry.is_symlink() else None
+            if real is not None and real != os.path.abspath(entry.path) and _inside(real, top):
+                continue  # a link to a folder of its own: the walk lists that by its own path
             seen.add(key)
             stack.append(entry.path)
-            if entry.is_symlink():
-                real = os.path.realpath(entry.path)
-                if not _inside(top, real):  # (a link up: left to the full walk)
-                    out.append((entry.path, real))
+            if real is not None and not _inside(top, real):  # (a link up: left to the full walk)
+                out.append((entry.path, real))
     return out
 
 
@@ -159,6 +174,9 @@ class FolderWatcher:
         self._linked: dict[str, dict[str, str]] = {}
         self._link_watches: dict[str, ObservedWatch] = {}
         self._relink: set[str] = set()  # watched folders whose links to look for: see watch_links
+        self._changed_links: set[str] = set()  # watched folders whose links changed: walked whole
+        self._dangling: dict[str, list[str]] = {}  # per watched folder, links that lead nowhere now
+        self._link_ids: dict[str, tuple[int, int] | None] = {}  # linked folder -> its (device, inode)
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
         self._moves: list[tuple[str, str]] = []
@@ -218,9 +236,34 @@ class FolderWatcher:
         return out or [(src, dest)]
 
     def _find_links(self, folder: str) -> None:
-        """Look for the linked folders under ``folder`` (see the module docstring)."""
-        self._linked[folder] = {real: link for link, real in linked_folders(folder)}
+        """Look for the linked folders under ``folder`` (see the module docstring); if they
+        changed since the last look, the folder is to be walked whole."""
+        dangling: list[str] = []
+        linked = {real: link for link, real in linked_folders(folder, dangling)}
+        self._dangling[folder] = dangling
+        if folder in self._linked and linked != self._linked[folder]:
+            with self._lock:
+                self._changed_links.add(folder)
+        self._linked[folder] = linked
         self._watch_linked()
+
+    def check_links(self) -> None:
+        """Look again at the folders whose links no longer lead where they led, or lead somewhere
+        again (a linked folder deleted, renamed away or re-created: no event says so)."""
+        replaced = set()
+        for real in list(self._link_watches):
+            if _identity(real) != self._link_ids.get(real):  # deleted, or deleted and made again
+                self._unschedule(self._link_watches.pop(real))
+                replaced.add(real)
+        for folder, linked in list(self._linked.items()):
+            moved = any(os.path.realpath(link) != real or not os.path.isdir(link) for real, link in linked.items())
+            if moved or any(os.path.isdir(link) for link in self._dangling.get(folder, ())):
+                with self._lock:
+                    self._relink.add(folder)
+            if any(_inside(real, r) for real in linked for r in replaced):
+                with self._lock:
+                    self._relink.add(folder)
+                    self._changed_links.add(folder)
 
     def _watch_linked(self) -> None:
         """Watch the linked folders outside every watched folder, one watch per outermost."""
@@ -235,6 +278,7 @@ class FolderWatcher:
             self._unschedule(self._link_watches.pop(real))
         for real in outermost - set(self._link_watches):
             try:
+                self._link_ids[real] = _identity(real)
                 self._link_watches[real] = self._observer.schedule(self._handler, real, recursive=True)
             except OSError as exc:
                 log.warning("cannot watch %s (a linked folder): %s", real, exc)
@@ -251,6 +295,7 @@ class FolderWatcher:
         if watch is not None:
             self._unschedule(watch)
             log.info("stopped watching %s", folder)
+        self._dangling.pop(key, None)
         if self._linked.pop(key, None):
             self._watch_linked()
 
@@ -287,8 +332,12 @@ class FolderWatcher:
                 if src and dest:
                     self._moves.append((src, dest))
                     self._touch(dest, now)
-                    if src in self._open:  # (a download renamed from ".part" while still open)
-                        self._open[dest] = self._open.get(dest, 0) + self._open.pop(src)
+                    # The name now holds the moved file: opens of the file it replaced (a viewer
+                    # of the old photo) no longer count; the moved file's own do (a download
+                    # renamed from ".part" while still open).
+                    self._open.pop(dest, None)
+                    if src in self._open:
+                        self._open[dest] = self._open.pop(src)
                 else:
                     self._touch(src or dest, now)
             elif kind == "closed":
@@ -348,6 +397,7 @@ class FolderWatcher:
         batch = ChangeBatch()
         self.watch_links()
         with self._lock:
+            batch.rewalk, self._changed_links = self._changed_links, set()
             batch.moves, self._moves = self._moves, []
             batch.writing = {d for _, d in batch.moves if self._open.get(d, 0) > 0}
             batch.roots, self._roots = self._roots, set()
