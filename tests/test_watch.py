@@ -485,3 +485,26 @@ def test_links_made_removed_or_left_dangling_are_followed_as_a_walk_would(tmp_pa
             assert wait_for(lambda: follows() and len(walked()) == 5, 10)
             os.rename(drive / "phone", drive / "gone")  # renamed away: the link leads nowhere
             assert wait_for(lambda: follows() and len(walked()) == 3, 10)
+
+
+def test_an_empty_placeholder_is_not_listed_as_failed_while_its_download_runs(tmp_path, tiny_bundle, rgb_folder):
+    data = solid(tmp_path / "big.png", (10, 200, 10), size=(400, 300)).read_bytes()
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        with LibraryService(library, gc_grace=3600, open_settle=3.0, **FAST) as service:
+            settled(service)
+            target = rgb_folder / "download.png"
+            target.touch()  # as a browser does before it writes "download.png.part"
+            part = rgb_folder / "download.png.part"
+            with part.open("wb") as handle:
+                handle.write(data[: len(data) // 2])
+                handle.flush()
+                time.sleep(1.5)
+                assert library.photo(target) is None  # not "empty file", not yet
+                handle.write(data[len(data) // 2 :])
+            os.replace(part, target)
+            settled(service)
+            photo = library.photo(target)
+            assert photo is not None and photo.state == "indexed"
+            (rgb_folder / "empty.jpg").touch()  # an empty file that stays empty: listed, later
+            assert wait_for(lambda: (p := library.photo(rgb_folder / "empty.jpg")) is not None and p.state == "failed")

@@ -3,10 +3,12 @@
 One watchdog observer thread watches every library folder (one recursive watch per folder).
 Events are coalesced per path and handed out only once they have settled:
 
-* nothing happened to the path for ``debounce`` seconds, and
+* nothing happened to the path for ``debounce`` seconds;
 * the file is complete: inotify reported it closed after the last write (``closed`` events,
   Linux), or — the portable fallback — its size and modification time stayed the same for
-  ``settle`` seconds. So a photo still being copied is indexed once, complete.
+  ``settle`` seconds. So a photo still being copied is indexed once, complete;
+* it is not empty: an empty file, most often a placeholder that a download fills in a moment,
+  waits ``open_settle`` seconds (then it is listed as what it is); and
 * no process has it open (Linux reports every open and close, ``opened`` / ``closed`` /
   ``closed_no_write``): a copy that stalls for a while mid-file (a slow network share, a phone)
   is not taken for complete after ``settle`` seconds of quiet. A file kept open without a change
@@ -16,9 +18,10 @@ Folders reached through symbolic links (the walk follows them, inotify does not)
 finds them as the walk does — same order, loops and second paths to a folder skipped — and
 reports every event under the path the walk gave the folder, the path the library knows its
 photos by. A linked folder outside the watched folders gets a watch of its own on its real
-folder (one per outermost such folder). Links are looked for when a folder is watched and
-again when a link under it is made, removed or moved. A link to a folder that contains the
-watched folder itself is left to the periodic full walk.
+folder (one per outermost such folder). Links are looked for when a folder is watched, and
+again when a link under it is made, removed or moved or (``check_links``, every few seconds) a
+linked folder is deleted, renamed away or made again: then the folder is walked whole. A link
+to a folder that contains the watched folder itself is left to the periodic full walk.
 
 A folder is handed out only when nothing under it is still settling, because the change is
 applied by walking it. Renames and moves are handed out in order, straight away: they only move
@@ -410,7 +413,13 @@ class FolderWatcher:
                 # Open somewhere and not closed after writing since the last change (a reader
                 # that keeps it open, a viewer, does not hold up a finished copy).
                 writing = self._open.get(path, 0) > 0 and not pending.closed
-                signature = None if pending.closed else _signature(path)
+                signature = _signature(path)
+                # An empty file is most often a placeholder that a download or a copy fills
+                # in a moment (a browser makes one before it writes "name.part"): it waits as a
+                # file being written does, and only then is listed (as an empty file) if it stays so.
+                empty = signature is not None and signature[0] == 0
+                if pending.closed and not empty:
+                    signature = None  # closed after writing: complete
                 if signature is None:
                     if pending.closed or not os.path.isdir(path):
                         batch.paths.append(path)
@@ -420,7 +429,7 @@ class FolderWatcher:
                 if signature != pending.signature:
                     pending.signature, pending.stable_since = signature, now
                     waiting.append(path)
-                elif now - pending.stable_since >= (self.open_settle if writing else self.settle):
+                elif now - pending.stable_since >= (self.open_settle if writing or empty else self.settle):
                     batch.paths.append(path)
                 else:
                     waiting.append(path)
