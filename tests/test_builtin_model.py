@@ -181,6 +181,8 @@ def test_the_fused_text_graph_loads_without_a_warning(builtin_bundle: Path) -> N
         ("hourglass", "an hourglass"),
         ("clothing", "clothing"),
         ("furniture", "furniture"),
+        ("hay", "hay"),
+        ("red wine", "red wine"),
     ],
 )
 def test_captions_use_the_article_english_speakers_use(noun: str, phrase: str) -> None:

@@ -106,8 +106,11 @@ def load_classes(hierarchy_path: Path, clean_names: list[str]) -> list[ImageNetC
 # By sound, not spelling: "a unicycle", "a European gallinule", "an hourglass".
 _A_BEFORE_VOWEL = re.compile(r"(?i)^(uni|eu|one\b|use)")
 _AN_BEFORE_H = re.compile(r"(?i)^(hour|honest|honou?r|heir)")
-#: Everyday names that take no article ("clothing, probably a bow tie").
-MASS_NOUNS = frozenset({"clothing", "furniture", "food", "footwear"})
+#: Names that take no article ("clothing, probably a bow tie", "possibly hay or corn").
+MASS_NOUNS = frozenset(
+    {"clothing", "furniture", "food", "footwear", "hay", "wool", "corn", "broccoli", "cauliflower"}
+    | {"guacamole", "carbonara", "consomme", "red wine", "eggnog", "chain mail"}
+)
 
 
 def article(noun: str) -> str:
