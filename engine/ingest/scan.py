@@ -53,6 +53,10 @@ class FileEntry:
 class WalkReport:
     files: list[FileEntry] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
+    # Folders the walk entered through a symbolic link, as (link path, real folder), in the
+    # walk's order; and links it met that lead nowhere now. (The folder watcher follows both.)
+    links: list[tuple[str, str]] = field(default_factory=list)
+    dangling: list[str] = field(default_factory=list)
 
 
 def is_candidate(path: str) -> bool:
@@ -93,19 +97,20 @@ def _inside(path: str, folder: str) -> bool:
     return path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _second_path(folder: str, real_root: str) -> bool:
-    """Whether ``folder`` (a path under the root) is reached through a link and is really a
-    folder of the root: another path to folders the root's walk lists by their own."""
-    real = os.path.realpath(folder)
+def _second_path(folder: str, real: str, real_root: str) -> bool:
+    """Whether ``folder`` (a path under the root whose real path is ``real``) is reached through
+    a link and is really a folder of the root: another path to folders the root's walk lists by
+    their own."""
     return real != os.path.abspath(folder) and (real == real_root or _inside(real, real_root))
 
 
-def walk(root: Path, start: Path | None = None) -> WalkReport:
+def walk(root: Path, start: Path | None = None, *, photos: bool = True) -> WalkReport:
     """Every candidate photo under ``root`` (hidden entries skipped, symlink loops broken, links
     to folders of the root itself not followed: their photos are listed by their own paths).
 
     With ``start`` (a folder inside ``root``) only that subtree is walked; paths stay relative to
-    ``root``.
+    ``root``. With ``photos=False`` only the folders are walked (for ``links`` and ``dangling``):
+    no file is looked at.
     """
     report = WalkReport()
     root_str = os.fspath(root)
@@ -115,7 +120,7 @@ def walk(root: Path, start: Path | None = None) -> WalkReport:
     # into the folders above it, nor through a link into a folder of the root (the root's walk
     # reaches that by its own path).
     real_root = os.path.realpath(root_str)
-    if start is not None and _second_path(first, real_root):
+    if start is not None and _second_path(first, os.path.realpath(first), real_root):
         return report
     here = first
     while here != root_str and _inside(here, root_str):
@@ -142,22 +147,30 @@ def walk(root: Path, start: Path | None = None) -> WalkReport:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
+            link = entry.is_symlink()
+            if not photos and not link and not entry.is_dir(follow_symlinks=False):
+                continue  # a plain file, and only folders are wanted
             try:
                 info = entry.stat(follow_symlinks=True)
             except OSError as exc:  # dangling symlink, permission denied, vanished
-                rel = os.path.relpath(entry.path, root_str)
-                if not entry.is_symlink():
+                if link:
+                    report.dangling.append(entry.path)
+                else:
+                    rel = os.path.relpath(entry.path, root_str)
                     report.problems.append((to_db_name(rel), f"cannot read ({exc.strerror or exc})"))
                 continue
             if stat.S_ISDIR(info.st_mode):
                 key = (info.st_dev, info.st_ino)
                 if key in seen_dirs:  # a symlink loop or a second link to the same folder
                     continue
-                if entry.is_symlink() and _second_path(entry.path, real_root):
+                real = os.path.realpath(entry.path) if link else None
+                if real is not None and _second_path(entry.path, real, real_root):
                     continue  # a link to a folder of the root: listed by its own path
                 seen_dirs.add(key)
                 stack.append(entry.path)
-            elif stat.S_ISREG(info.st_mode) and is_candidate(entry.path):
+                if real is not None:
+                    report.links.append((entry.path, real))
+            elif photos and stat.S_ISREG(info.st_mode) and is_candidate(entry.path):
                 rel = os.path.relpath(entry.path, root_str)
                 report.files.append(FileEntry(to_db_name(rel), info.st_size, info.st_mtime_ns))
     return report

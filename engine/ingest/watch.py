@@ -15,7 +15,8 @@ Events are coalesced per path and handed out only once they have settled:
   for ``open_settle`` seconds is taken as it is (a program that holds files open, a lost event).
 
 Folders reached through symbolic links (the walk follows them, inotify does not): the watcher
-finds them as the walk does — same order, loops and second paths to a folder skipped — and
+finds them with the walk itself (over folders only: same order, same rules for loops and second
+paths) and
 reports every event under the path the walk gave the folder, the path the library knows its
 photos by. A linked folder outside the watched folders gets a watch of its own on its real
 folder (one per outermost such folder). Links are looked for when a folder is watched, and
@@ -45,6 +46,8 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
+
+from engine.ingest.scan import walk
 
 log = logging.getLogger(__name__)
 
@@ -112,45 +115,14 @@ class _Handler(FileSystemEventHandler):
 
 def linked_folders(folder: str, dangling: list[str] | None = None) -> list[tuple[str, str]]:
     """(link path, real folder) of every folder under ``folder`` that the library's walk
-    reaches through a symbolic link, in the walk's order (hidden entries skipped; loops and
-    second paths to one folder skipped, the first path kept). Links that lead nowhere now are
-    added to ``dangling``."""
-    out: list[tuple[str, str]] = []
-    try:
-        top = os.path.realpath(folder)
-        st = os.stat(folder)
-    except OSError:
-        return out
-    seen = {(st.st_dev, st.st_ino)}
-    stack = [folder]
-    while stack:
-        current = stack.pop()
-        try:
-            entries = list(os.scandir(current))
-        except OSError:
-            continue
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            try:
-                if not entry.is_dir(follow_symlinks=True):
-                    if dangling is not None and entry.is_symlink() and not os.path.exists(entry.path):
-                        dangling.append(entry.path)
-                    continue
-                info = entry.stat(follow_symlinks=True)
-            except OSError:
-                continue
-            key = (info.st_dev, info.st_ino)
-            if key in seen:
-                continue
-            real = os.path.realpath(entry.path) if entry.is_symlink() else None
-            if real is not None and real != os.path.abspath(entry.path) and _inside(real, top):
-                continue  # a link to a folder of its own: the walk lists that by its own path
-            seen.add(key)
-            stack.append(entry.path)
-            if real is not None and not _inside(top, real):  # (a link up: left to the full walk)
-                out.append((entry.path, real))
-    return out
+    reaches through a symbolic link, in the walk's order (the walk itself, over folders only),
+    but for links up to a folder that holds ``folder`` (left to the full walk). Links that lead
+    nowhere now are added to ``dangling``."""
+    report = walk(Path(folder), photos=False)
+    if dangling is not None:
+        dangling.extend(report.dangling)
+    top = os.path.realpath(folder)
+    return [(link, real) for link, real in report.links if not _inside(top, real)]
 
 
 class FolderWatcher:
