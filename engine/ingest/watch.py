@@ -16,9 +16,8 @@ Events are coalesced per path and handed out only once they have settled:
 
 Folders reached through symbolic links (the walk follows them, inotify does not): the watcher
 finds them with the walk itself (over folders only: same order, same rules for loops and second
-paths) and
-reports every event under the path the walk gave the folder, the path the library knows its
-photos by. A linked folder outside the watched folders gets a watch of its own on its real
+paths) and reports every event under the path the walk gave the folder, the path the library
+knows its photos by. A linked folder outside the watched folders gets a watch of its own on its real
 folder (one per outermost such folder). Links are looked for when a folder is watched, and
 again when a link under it is made, removed or moved or (``check_links``, every few seconds) a
 linked folder is deleted, renamed away or made again: then the folder is walked whole. A link
