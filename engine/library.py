@@ -58,6 +58,8 @@ _SEARCHED_VECTORS = (
     "FROM embeddings e WHERE model_id = ? AND kind = 'image' AND region = 0 "
     "AND EXISTS (SELECT 1 FROM photos p WHERE p.content_id = e.content_id)"
 )
+#: The same for the photo-to-photo vectors of a model that has them.
+_SEARCHED_SIMILAR = _SEARCHED_VECTORS.replace("kind = 'image'", "kind = 'similar'")
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,9 @@ class Library:
         self._model: LoadedModel | None = None
         self._model_lock = threading.Lock()
         self._index: VectorIndex | None = None
+        #: The photo-to-photo vectors of a model that has them (``like:`` alone), read on the
+        #: first such search and again after the library changes.
+        self._similar_index: VectorIndex | None = None
         #: Libraries larger than this keep 4-bit vectors in memory and re-rank exactly.
         self.quantize_above = QUANTIZE_ABOVE
         self._index_lock = threading.Lock()
@@ -336,6 +341,7 @@ class Library:
             self._pending_name = None
         with self._index_lock:
             self._index = None
+            self._similar_index = None
         with self._lock, self._conn:
             self._conn.execute("DELETE FROM meta WHERE key = 'model_pending'")
             if name:
@@ -843,6 +849,8 @@ class Library:
     def _on_committed(self, changes: list[Committed]) -> None:
         with self._index_lock:
             index = self._index
+            if any(c.content_id is not None for c in changes):
+                self._similar_index = None  # read again at the next like: search
         if index is not None:
             fresh = [c for c in changes if c.vector is not None and c.content_id is not None]
             if fresh:
@@ -1038,13 +1046,13 @@ class Library:
         with self._lock:
             rows = self._conn.execute(
                 "SELECT content_id, kind, vector FROM embeddings "
-                f"WHERE model_id = ? AND region = 0 AND content_id IN ({marks})",
+                f"WHERE model_id = ? AND region = 0 AND kind IN ('image', 'text') AND content_id IN ({marks})",
                 [model.id, *content_ids],
             ).fetchall()
         image = [(cid, blob) for cid, kind, blob in rows if kind == "image"]
         found = [cid for cid, _ in image]
         vectors = np.frombuffer(b"".join(blob for _, blob in image), dtype=np.float32).reshape(len(image), dim)
-        text = {cid: np.frombuffer(blob, dtype=np.float32) for cid, kind, blob in rows if kind != "image"}
+        text = {cid: np.frombuffer(blob, dtype=np.float32) for cid, kind, blob in rows if kind == "text"}
         return found, _with_text_in_photo(found, vectors, text, weight)
 
     def _add_to_index(self, index: VectorIndex, content_ids: list[int]) -> None:
@@ -1103,6 +1111,52 @@ class Library:
         read)."""
         with self._index_lock:
             self._index = None
+            self._similar_index = None
+
+    def _similar_vectors(self, content_ids: list[int]) -> dict[int, np.ndarray]:
+        marks = ",".join("?" * len(content_ids))
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT content_id, vector FROM embeddings WHERE model_id = ? AND kind = 'similar' AND region = 0 "
+                f"AND content_id IN ({marks})",
+                [self.model.id, *content_ids],
+            ).fetchall()
+        return {cid: np.frombuffer(blob, dtype=np.float16).astype(np.float32) for cid, blob in rows}
+
+    def _fetch_similar(self, content_ids: np.ndarray) -> np.ndarray:
+        ids = [int(i) for i in content_ids]
+        found = self._similar_vectors(ids)
+        dim = len(next(iter(found.values()))) if found else 1
+        return np.stack([found.get(i, np.zeros(dim, dtype=np.float32)) for i in ids])
+
+    def similar_index(self) -> VectorIndex | None:
+        """The in-memory index of the active model's photo-to-photo vectors (None for a model
+        without them), read on first use and again after the library changed."""
+        if self.model.image.graph.similar_output is None:
+            return None
+        with self._index_lock:
+            if self._similar_index is None:
+                conn = open_reader(self.db_path)  # a cursor of its own: indexing may write meanwhile
+                try:
+                    sql = _SEARCHED_SIMILAR
+                    count = conn.execute("SELECT count(*) " + sql, (self.model.id,)).fetchone()[0]
+                    first = conn.execute("SELECT length(vector) " + sql + " LIMIT 1", (self.model.id,)).fetchone()
+                    dim = first[0] // 2 if first else 1  # stored as float16
+
+                    def chunks(size: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                        cursor = conn.execute("SELECT content_id, vector " + sql, (self.model.id,))
+                        while rows := cursor.fetchmany(size):
+                            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float16)
+                            yield ids, vectors.reshape(-1, dim).astype(np.float32)
+
+                    index = VectorIndex(dim, quantize_above=self.quantize_above, fetch_exact=self._fetch_similar)
+                    index.set_chunks(count, chunks())
+                finally:
+                    conn.close()
+                index.prepare()
+                self._similar_index = index
+            return self._similar_index
 
     def reload_if_changed(self, every: float | None = None) -> bool:
         """Read the vectors again at the next search if another process committed to the
@@ -1148,12 +1202,19 @@ class Library:
             return photo if not photo.root.exists() else None
         return photo if (st.st_size, st.st_mtime_ns) == (photo.size, photo.mtime_ns) else None
 
-    def _like_vector(self, target: str) -> np.ndarray:
+    def _like_vector(self, target: str, similar: bool = False) -> np.ndarray:
+        """The vector of the photo ``target`` (in the library or on disk): its embedding, or
+        with ``similar`` its photo-to-photo vector."""
         photo = self._stored(target)
         if photo is not None and photo.content_id is not None:
-            found, vectors = self._vectors_of([photo.content_id])
-            if found:
-                return vectors[0]
+            if similar:
+                stored = self._similar_vectors([photo.content_id]).get(photo.content_id)
+                if stored is not None:
+                    return stored
+            else:
+                found, vectors = self._vectors_of([photo.content_id])
+                if found:
+                    return vectors[0]
         path = Path(target).expanduser()
         if path.is_file():  # a photo outside the library: embed it now
             try:
@@ -1161,7 +1222,9 @@ class Library:
                 decoded = decode_photo(data, min_side=self.model.image.preprocess.size, name=path.name)
             except DecodeError as exc:
                 raise QueryError(f"like:{target}: {exc.reason}") from exc
-            return self.model.image.encode([decoded.image]).embeddings[0]
+            encoded = self.model.image.encode([decoded.image])
+            output = self.model.image.graph.similar_output
+            return normalize(encoded.extras[output])[0] if similar and output else encoded.embeddings[0]
         raise QueryError(f"like:{target}: no such photo in the library or on disk")
 
     def query_vector(self, query: Query) -> np.ndarray:
@@ -1188,8 +1251,15 @@ class Library:
     def search(self, text: str, limit: int = 50, *, cutoff: float | None = None) -> SearchResults:
         """Photos that match ``text`` (see :mod:`engine.search.query`), best first."""
         query = parse(text)
-        vector = self.query_vector(query)
-        index = self.search_index()
+        # Photos alone (`like:`, Find similar) are compared by the model's photo-to-photo vectors
+        # where it has them; descriptions and arithmetic stay in the joint space.
+        alike = self.similar_index() if query.like and not (query.text or query.plus or query.minus) else None
+        if alike is not None:
+            vector = normalize(np.sum([self._like_vector(t, similar=True) for t in query.like], axis=0))
+            index = alike
+        else:
+            vector = self.query_vector(query)
+            index = self.search_index()
         if len(index) == 0:
             return SearchResults(text, [], "the library has no indexed photos yet")
         # The model's cutoff is calibrated on plain descriptions; one the caller gives applies to all.

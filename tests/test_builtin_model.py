@@ -11,6 +11,7 @@ from __future__ import annotations
 from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine import paths
@@ -60,6 +61,41 @@ def test_most_descriptions_find_their_photo_first(sample_library: Library) -> No
 def test_a_question_no_photo_answers_returns_nothing(sample_library: Library, query: str) -> None:
     results = sample_library.search(query)
     assert results.hits == [] and results.message == "no photo matches well enough"
+
+
+FLOWERS = {"orange-flower-petals-close-up.jpg", "red-marigold-flower.jpg", "yellow-flower-close-up.jpg"}
+
+
+def test_find_similar_lists_the_other_flowers_first(sample_library: Library) -> None:
+    """With the ConSE embeddings, a fallen leaf and dandelion seed heads came first."""
+    hits = sample_library.similar(paths.SAMPLE_PHOTOS_DIR / "orange-dahlia-flower.jpg", limit=3).hits
+    assert {hit.photo.path.name for hit in hits} == FLOWERS
+
+
+def test_find_similar_ranks_by_the_photo_to_photo_vectors(sample_library: Library, tmp_path: Path) -> None:
+    """`like:` alone compares the stored `similar` vectors, one per photo; with words it stays in
+    the joint space; a photo outside the library gets its vector from the image graph."""
+    alike = sample_library.similar_index()
+    assert alike is not None and len(alike) == len(sample_library.search_index()) == 47
+    target = sample_library.photo(paths.SAMPLE_PHOTOS_DIR / "tabby-cat-chelsea.jpg")
+    assert target is not None and target.content_id is not None
+    own = alike.vector(target.content_id)
+    assert own is not None and abs(float(np.linalg.norm(own)) - 1) < 1e-3  # stored as float16
+    hits = sample_library.similar(target, limit=10).hits
+    for hit in hits:
+        assert hit.photo.content_id is not None
+        other = alike.vector(hit.photo.content_id)
+        assert other is not None and hit.score == pytest.approx(float(other @ own), abs=1e-5)
+    # With words, like: is arithmetic in the joint space (its scores are other numbers).
+    worded = sample_library.search(f'like:"{target.path}" +sofa', limit=10).hits
+    assert [h.score for h in worded] != [h.score for h in hits[: len(worded)]]
+    # A copy outside the library: the library's own cat first (the same photo), then the same
+    # neighbours.
+    copy = tmp_path / "cat.jpg"
+    copy.write_bytes(target.path.read_bytes())
+    outside = sample_library.similar(copy, limit=4).hits
+    assert outside[0].photo.path == target.path and outside[0].score == pytest.approx(1.0, abs=1e-3)
+    assert [h.photo.path for h in outside[1:]] == [h.photo.path for h in hits[:3]]
 
 
 def test_captions_name_what_the_model_saw(sample_library: Library) -> None:

@@ -185,6 +185,24 @@ def test_a_cpu_graph_must_be_listed_under_files(bundle_with_cpu_graph):
         load_manifest(bundle_with_cpu_graph)
 
 
+def test_a_similar_output_must_be_an_extra_output_of_the_image_graph(tmp_path):
+    import json
+
+    from engine.models.manifest import load_manifest
+    from tests.tiny_model import make_tiny_bundle
+
+    bundle = make_tiny_bundle(tmp_path / "tiny")
+    assert load_manifest(bundle).image.similar_output is None  # photos compared by their embeddings
+    data = json.loads((bundle / "model.json").read_text())
+    data["image"]["similar_output"] = "probs"
+    (bundle / "model.json").write_text(json.dumps(data))
+    assert load_manifest(bundle).image.similar_output == "probs"
+    data["image"]["similar_output"] = "similar"
+    (bundle / "model.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match=r"image\.similar_output 'similar' is not an extra output"):
+        load_manifest(bundle)
+
+
 def test_8_bit_graphs_run_exactly_on_cpus_without_vnni(tmp_path):
     """uint8 activations times int8 weights, summed: 64 channels of 255 x 127 = 2,072,640, which
     the output scale maps to 200. x86 CPUs without VNNI (AVX2) add such products in pairs into

@@ -25,6 +25,7 @@ from PIL import Image
 
 from engine.errors import DecodeError, FileVanishedError
 from engine.ingest.decode import FULL_HASH_LIMIT, decode_photo, fingerprint, read_photo_file
+from engine.models.encoders import normalize
 from engine.models.registry import LoadedModel
 from engine.store.writer import Writer
 
@@ -103,6 +104,7 @@ class _Prepared:
     meta: dict[str, object] | None = None
     error: str | None = None
     unstable: bool = False  # still being written, or gone: left pending for the next pass
+    similar: np.ndarray | None = None  # the photo-to-photo vector, for a model that has one
 
 
 class Indexer:
@@ -182,8 +184,15 @@ class Indexer:
     # -- stage 2: inference on batches (this thread) --------------------------------------------
 
     def _infer(self, batch: list[_Prepared]) -> tuple[np.ndarray, list[str | None]]:
+        """The batch's vectors and captions; a model's photo-to-photo vectors go to each photo's
+        ``similar``."""
         tensor = np.stack([p.tensor for p in batch if p.tensor is not None])
         encoded = self.model.image.encode_tensor(tensor)
+        similar_output = self.model.image.graph.similar_output
+        if similar_output is not None:
+            similar = normalize(np.asarray(encoded.extras[similar_output], dtype=np.float32))
+            for p, vector in zip(batch, similar, strict=True):
+                p.similar = vector
         captions: list[str | None] = [None] * len(batch)
         if self.model.captioner is not None:
             images = [p.image for p in batch] if self._needs_images else []
@@ -244,6 +253,13 @@ class Indexer:
                         "VALUES (?, ?, 'image', 0, NULL, ?)",
                         (content_id, model_id, vector.astype(np.float32).tobytes()),
                     )
+                    if prepared.similar is not None:
+                        conn.execute(
+                            "INSERT OR REPLACE INTO embeddings (content_id, model_id, kind, region, box, vector) "
+                            "VALUES (?, ?, 'similar', 0, NULL, ?)",
+                            # Half precision: half the disk; rankings by these vectors do not need more.
+                            (content_id, model_id, prepared.similar.astype(np.float16).tobytes()),
+                        )
                 if caption is not None and captioner_id is not None:
                     conn.execute(
                         "INSERT OR REPLACE INTO captions (content_id, model_id, text, phrases) VALUES (?, ?, ?, NULL)",

@@ -14,7 +14,7 @@ Layout of ``model.json`` (format 1)::
       "files": {"visual.onnx": {"sha256": "...", "size": 123}, ...},
       "image": {"file": "visual.onnx", "input": "pixels", "output": "embedding",
                 "cpu_file": "visual-int8.onnx",
-                "extra_outputs": ["probs", "colours"],
+                "extra_outputs": ["probs", "colours", "similar"], "similar_output": "similar",
                 "preprocess": {"size": 224, "resize": "shortest", "crop": "center",
                                "mean": [..], "std": [..], "layout": "NCHW"}},
       "text": {"file": "textual.onnx", "tokenizer": "tokenizer.json", "context_length": 64,
@@ -29,6 +29,11 @@ Layout of ``model.json`` (format 1)::
 
 ``image.cpu_file`` (optional) is the same graph with 8-bit weights and activations, used when
 it runs on the CPU (faster there; ``file`` on a GPU, where an 8-bit graph gains nothing).
+
+``image.similar_output`` (optional) names an extra output that is a unit vector for
+photo-to-photo search ("find similar"), for a model whose embedding is made for comparing
+photos with descriptions rather than with each other (the built-in model's); without it,
+photos are compared by their embeddings.
 """
 
 from __future__ import annotations
@@ -96,6 +101,8 @@ class ImageGraph:
     extra_outputs: tuple[str, ...] = ()
     #: The same graph, 8-bit, for the CPU execution provider (None: ``file`` everywhere).
     cpu_file: str | None = None
+    #: The extra output that compares photos with photos (None: the embedding does).
+    similar_output: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,7 +183,10 @@ def _parse(root: Path, data: dict[str, Any]) -> Manifest:
                 preprocess=Preprocess.from_json(img.get("preprocess", {})),
                 extra_outputs=tuple(img.get("extra_outputs", ())),
                 cpu_file=img.get("cpu_file"),
+                similar_output=img.get("similar_output"),
             )
+            if image.similar_output is not None and image.similar_output not in image.extra_outputs:
+                raise ModelError(f"{root}: image.similar_output {image.similar_output!r} is not an extra output")
         text = None
         if "text" in data:
             txt = data["text"]
