@@ -204,7 +204,7 @@ class Library:
         self._model_lock = threading.Lock()
         self._index: VectorIndex | None = None
         #: The photo-to-photo vectors of a model that has them (``like:`` alone), read on the
-        #: first such search and again after the library changes.
+        #: first such search.
         self._similar_index: VectorIndex | None = None
         #: Libraries larger than this keep 4-bit vectors in memory and re-rank exactly.
         self.quantize_above = QUANTIZE_ABOVE
@@ -849,8 +849,19 @@ class Library:
     def _on_committed(self, changes: list[Committed]) -> None:
         with self._index_lock:
             index = self._index
-            if any(c.content_id is not None for c in changes):
-                self._similar_index = None  # read again at the next like: search
+            alike = self._similar_index
+        if alike is not None:
+            fresh = [c for c in changes if c.similar is not None and c.content_id is not None]
+            if fresh:
+                ids = np.asarray([c.content_id for c in fresh], dtype=np.int64)
+                # As stored (float16), so that a search scores them as it will after a reload.
+                vectors = np.stack([c.similar for c in fresh if c.similar is not None])
+                alike.add(ids, vectors.astype(np.float16).astype(np.float32))
+            known = [c.content_id for c in changes if c.similar is None and c.content_id is not None]
+            if known:
+                found = self._similar_vectors(known)
+                if found:
+                    alike.add(np.asarray(list(found), dtype=np.int64), np.stack(list(found.values())))
         if index is not None:
             fresh = [c for c in changes if c.vector is not None and c.content_id is not None]
             if fresh:
@@ -1131,7 +1142,7 @@ class Library:
 
     def similar_index(self) -> VectorIndex | None:
         """The in-memory index of the active model's photo-to-photo vectors (None for a model
-        without them), read on first use and again after the library changed."""
+        without them), read on first use; photos indexed meanwhile join it as the main index's do."""
         if self.model.image.graph.similar_output is None:
             return None
         with self._index_lock:

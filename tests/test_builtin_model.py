@@ -98,6 +98,32 @@ def test_find_similar_ranks_by_the_photo_to_photo_vectors(sample_library: Librar
     assert [h.photo.path for h in outside[1:]] == [h.photo.path for h in hits[:3]]
 
 
+def test_photos_indexed_later_join_the_photo_to_photo_index(builtin_bundle: Path, tmp_path: Path) -> None:
+    """The index is read once; photos indexed after that join it (not a new read per commit),
+    scoring as they will when the library is read again."""
+    import shutil
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("orange-dahlia-flower.jpg", "tabby-cat-chelsea.jpg", "kite-in-blue-sky.jpg"):
+        shutil.copy(paths.SAMPLE_PHOTOS_DIR / name, folder / name)
+    with Library(tmp_path / "lib.sqlite3", model=str(builtin_bundle), device="cpu") as library:
+        library.add_root(folder)
+        library.sync(read_text=False)
+        alike = library.similar_index()
+        assert alike is not None and len(alike) == 3
+        for name in sorted(FLOWERS):
+            shutil.copy(paths.SAMPLE_PHOTOS_DIR / name, folder / name)
+        library.sync(read_text=False)
+        assert library.similar_index() is alike and len(alike) == 6
+        hits = library.similar(folder / "orange-dahlia-flower.jpg", limit=5).hits
+        assert {h.photo.path.name for h in hits[:3]} == FLOWERS
+        library.reload_index()
+        again = library.similar(folder / "orange-dahlia-flower.jpg", limit=5).hits
+        assert library.similar_index() is not alike
+        assert [(h.photo.path, round(h.score, 6)) for h in again] == [(h.photo.path, round(h.score, 6)) for h in hits]
+
+
 def test_captions_name_what_the_model_saw(sample_library: Library) -> None:
     cat = sample_library.photo(paths.SAMPLE_PHOTOS_DIR / "tabby-cat-chelsea.jpg")
     assert cat is not None and cat.caption is not None

@@ -89,6 +89,7 @@ class Committed:
     content_id: int | None
     state: str  # "indexed" or "failed"; the library also reports "removed", "moved" and "pending"
     vector: np.ndarray | None  # a new vector, when one was computed
+    similar: np.ndarray | None = None  # its photo-to-photo vector, for a model that has them
 
 
 @dataclass
@@ -270,7 +271,7 @@ class Indexer:
                     "seen_at = ? WHERE id = ?",
                     (content_id, prepared.size, prepared.mtime_ns, now, job.photo_id),
                 )
-                committed.append(Committed(job.photo_id, content_id, "indexed", vector))
+                committed.append(Committed(job.photo_id, content_id, "indexed", vector, prepared.similar))
 
         def after() -> None:
             if self.on_committed is not None and committed:
