@@ -8,13 +8,14 @@ find similar photos, read captions, see what went wrong.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from engine import paths
 from engine.errors import DecodeError, LibraryBusyError, LibraryError, QueryError, RootError
 from engine.ingest import changes
 from engine.ingest.decode import decode_photo, read_photo_file
-from engine.ingest.pipeline import Committed, Indexer, IndexProgress, IndexReport, Job
+from engine.ingest.pipeline import SIMILAR_STORED, Committed, Indexer, IndexProgress, IndexReport, Job
 from engine.ingest.scan import entry_for, from_db_name, is_hidden, to_db_name, walk
 from engine.ingest.watch import ChangeBatch
 from engine.models.builtin import BUILTIN_ID
@@ -34,7 +35,7 @@ from engine.models.encoders import normalize
 from engine.models.manifest import MANIFEST_NAME, load_manifest
 from engine.models.registry import LoadedModel, installed, is_named, load_captioner_bundle, load_model, resolve
 from engine.models.runtime import SessionFactory
-from engine.search.index import QUANTIZE_ABOVE, VectorIndex
+from engine.search.index import QUANTIZE_ABOVE, FetchExact, VectorIndex
 from engine.search.query import Query, parse
 from engine.store.db import FileIdentity, connect, describe_error, open_reader
 from engine.store.lock import WriterLock
@@ -153,6 +154,30 @@ def _changed(counts: changes.ChangeCounts) -> list[Committed]:
         + [Committed(i, None, "moved", None) for i in counts.moved_ids]
         + [Committed(i, None, "pending", None) for i in counts.pending_ids]
     )
+
+
+def _in_order(ids: list[int], found: list[int], vectors: np.ndarray, dim: int) -> np.ndarray:
+    """``vectors`` (those of the ``found`` ids) in the order of ``ids``, zeros for one not found."""
+    if found == ids:
+        return vectors
+    out = np.zeros((len(ids), dim), dtype=np.float32)
+    at = {cid: n for n, cid in enumerate(found)}
+    rows = [(n, at[cid]) for n, cid in enumerate(ids) if cid in at]
+    if rows:
+        out[[n for n, _ in rows]] = vectors[[m for _, m in rows]]
+    return out
+
+
+def _stored_chunks(
+    conn: sqlite3.Connection, sql: str, model_id: str, dtype: type, dim: int, chunk: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The ids and float32 vectors of ``SELECT content_id, vector {sql}``, stored as ``dtype``,
+    ``chunk`` rows at a time (one array per chunk, not per row)."""
+    cursor = conn.execute("SELECT content_id, vector " + sql, (model_id,))
+    while rows := cursor.fetchmany(chunk):
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vectors: np.ndarray = np.frombuffer(b"".join(r[1] for r in rows), dtype=dtype).reshape(len(rows), dim)
+        yield ids, vectors.astype(np.float32, copy=False)
 
 
 def _with_text_in_photo(ids: list[int], vectors: np.ndarray, text: dict[int, np.ndarray], weight: float) -> np.ndarray:
@@ -850,27 +875,38 @@ class Library:
         with self._index_lock:
             index = self._index
             alike = self._similar_index
-        if alike is not None:
-            fresh = [c for c in changes if c.similar is not None and c.content_id is not None]
-            if fresh:
-                ids = np.asarray([c.content_id for c in fresh], dtype=np.int64)
-                # As stored (float16), so that a search scores them as it will after a reload.
-                vectors = np.stack([c.similar for c in fresh if c.similar is not None])
-                alike.add(ids, vectors.astype(np.float16).astype(np.float32))
-            known = [c.content_id for c in changes if c.similar is None and c.content_id is not None]
-            if known:
-                found = self._similar_vectors(known)
-                if found:
-                    alike.add(np.asarray(list(found), dtype=np.int64), np.stack(list(found.values())))
         if index is not None:
-            fresh = [c for c in changes if c.vector is not None and c.content_id is not None]
-            if fresh:
-                ids = np.asarray([c.content_id for c in fresh], dtype=np.int64)
-                index.add(ids, np.stack([c.vector for c in fresh if c.vector is not None]))
-            reused = [c for c in changes if c.vector is None and c.content_id is not None]
-            if reused:
-                self._add_to_index(index, [c.content_id for c in reused if c.content_id is not None])
+            self._join(index, changes, lambda c: c.vector, self._vectors_of)
+        if alike is not None:
+            # As stored, so that a search scores them as it will after a reload.
+            def similar(c: Committed) -> np.ndarray | None:
+                return None if c.similar is None else c.similar.astype(SIMILAR_STORED).astype(np.float32)
+
+            self._join(alike, changes, similar, self._similar_vectors)
         self._notify(changes)
+
+    def _join(
+        self,
+        index: VectorIndex,
+        changes: list[Committed],
+        computed: Callable[[Committed], np.ndarray | None],
+        stored: Callable[[list[int]], tuple[list[int], np.ndarray]],
+    ) -> None:
+        """Committed photos join ``index``: by the vector just computed, or (content met before)
+        by the one ``stored`` reads."""
+        fresh: list[tuple[int, np.ndarray]] = []
+        known: list[int] = []
+        for c in changes:
+            if c.content_id is not None:
+                vector = computed(c)
+                if vector is None:
+                    known.append(c.content_id)
+                else:
+                    fresh.append((c.content_id, vector))
+        if fresh:
+            index.add(np.asarray([i for i, _ in fresh], dtype=np.int64), np.stack([v for _, v in fresh]))
+        if known:
+            self._add_to_index(index, known, stored)
 
     @staticmethod
     def _collect_garbage(conn: sqlite3.Connection) -> None:
@@ -1036,15 +1072,12 @@ class Library:
         """Float32 vectors of ``content_ids``, in order, zeros for one that has none: the exact
         re-ranking of every quantized search."""
         ids = [int(i) for i in content_ids]
-        found, vectors = self._vectors_of(ids)
-        if found == ids:
-            return vectors
-        out = np.zeros((len(ids), vectors.shape[1]), dtype=np.float32)
-        at = {cid: n for n, cid in enumerate(found)}
-        rows = [(n, at[cid]) for n, cid in enumerate(ids) if cid in at]
-        if rows:
-            out[[n for n, _ in rows]] = vectors[[m for _, m in rows]]
-        return out
+        return _in_order(ids, *self._vectors_of(ids), self.model.manifest.embedding_size)
+
+    def _fetch_similar(self, content_ids: np.ndarray, dim: int) -> np.ndarray:
+        """The same for the photo-to-photo vectors (``dim`` numbers each)."""
+        ids = [int(i) for i in content_ids]
+        return _in_order(ids, *self._similar_vectors(ids), dim)
 
     def _vectors_of(self, content_ids: list[int]) -> tuple[list[int], np.ndarray]:
         """Those of ``content_ids`` that have an image vector of the active model, and their
@@ -1066,8 +1099,13 @@ class Library:
         text = {cid: np.frombuffer(blob, dtype=np.float32) for cid, kind, blob in rows if kind == "text"}
         return found, _with_text_in_photo(found, vectors, text, weight)
 
-    def _add_to_index(self, index: VectorIndex, content_ids: list[int]) -> None:
-        found, vectors = self._vectors_of(content_ids)
+    def _add_to_index(
+        self,
+        index: VectorIndex,
+        content_ids: list[int],
+        stored: Callable[[list[int]], tuple[list[int], np.ndarray]] | None = None,
+    ) -> None:
+        found, vectors = (stored or self._vectors_of)(content_ids)
         if found:
             index.add(np.asarray(found, dtype=np.int64), vectors)
 
@@ -1085,35 +1123,44 @@ class Library:
                     (model.id,),
                 )
             }
-            cursor = conn.execute("SELECT content_id, vector " + _SEARCHED_VECTORS, (model.id,))
-            while rows := cursor.fetchmany(chunk):
-                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-                vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+            for ids, vectors in _stored_chunks(conn, _SEARCHED_VECTORS, model.id, np.float32, dim, chunk):
                 yield ids, _with_text_in_photo(ids.tolist(), vectors, text, weight)
         finally:
             conn.close()
+
+    def _similar_chunks(self, dim: int, chunk: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every photo-to-photo vector of the active model, in chunks."""
+        conn = open_reader(self.db_path)  # a cursor of its own: indexing may write meanwhile
+        try:
+            yield from _stored_chunks(conn, _SEARCHED_SIMILAR, self.model.id, SIMILAR_STORED, dim, chunk)
+        finally:
+            conn.close()
+
+    def _load_index(
+        self, sql: str, dim: int, chunks: Iterable[tuple[np.ndarray, np.ndarray]], fetch_exact: FetchExact
+    ) -> VectorIndex:
+        """An index of the ``count(*) sql`` vectors that ``chunks`` yields."""
+        started = time.perf_counter()
+        with self._lock:
+            count = self._conn.execute("SELECT count(*) " + sql, (self.model.id,)).fetchone()[0]
+        index = VectorIndex(dim, quantize_above=self.quantize_above, fetch_exact=fetch_exact)
+        index.set_chunks(count, chunks)
+        index.prepare()
+        log.info(
+            "loaded %d vectors (%s, %.0f MB) in %.2f s",
+            len(index),
+            "4-bit" if index.quantized else "float32",
+            index.nbytes / 1e6,
+            time.perf_counter() - started,
+        )
+        return index
 
     def search_index(self) -> VectorIndex:
         """The in-memory index of the active model's vectors, loaded once."""
         with self._index_lock:
             if self._index is None:
-                started = time.perf_counter()
-                model = self.model
-                with self._lock:
-                    count = self._conn.execute("SELECT count(*) " + _SEARCHED_VECTORS, (model.id,)).fetchone()[0]
-                index = VectorIndex(
-                    model.manifest.embedding_size, quantize_above=self.quantize_above, fetch_exact=self._fetch_exact
-                )
-                index.set_chunks(count, self._vector_chunks())
-                index.prepare()
-                self._index = index
-                log.info(
-                    "loaded %d vectors (%s, %.0f MB) in %.2f s",
-                    len(index),
-                    "4-bit" if index.quantized else "float32",
-                    index.nbytes / 1e6,
-                    time.perf_counter() - started,
-                )
+                dim = self.model.manifest.embedding_size
+                self._index = self._load_index(_SEARCHED_VECTORS, dim, self._vector_chunks(), self._fetch_exact)
             return self._index
 
     def reload_index(self) -> None:
@@ -1124,7 +1171,9 @@ class Library:
             self._index = None
             self._similar_index = None
 
-    def _similar_vectors(self, content_ids: list[int]) -> dict[int, np.ndarray]:
+    def _similar_vectors(self, content_ids: list[int]) -> tuple[list[int], np.ndarray]:
+        """Those of ``content_ids`` that have a photo-to-photo vector of the active model, and
+        their vectors (as :meth:`_vectors_of` for the embeddings)."""
         marks = ",".join("?" * len(content_ids))
         with self._lock:
             rows = self._conn.execute(
@@ -1132,13 +1181,8 @@ class Library:
                 f"AND content_id IN ({marks})",
                 [self.model.id, *content_ids],
             ).fetchall()
-        return {cid: np.frombuffer(blob, dtype=np.float16).astype(np.float32) for cid, blob in rows}
-
-    def _fetch_similar(self, content_ids: np.ndarray) -> np.ndarray:
-        ids = [int(i) for i in content_ids]
-        found = self._similar_vectors(ids)
-        dim = len(next(iter(found.values()))) if found else 1
-        return np.stack([found.get(i, np.zeros(dim, dtype=np.float32)) for i in ids])
+        vectors = np.frombuffer(b"".join(blob for _, blob in rows), dtype=SIMILAR_STORED)
+        return [cid for cid, _ in rows], vectors.reshape(len(rows), -1 if rows else 0).astype(np.float32)
 
     def similar_index(self) -> VectorIndex | None:
         """The in-memory index of the active model's photo-to-photo vectors (None for a model
@@ -1147,26 +1191,13 @@ class Library:
             return None
         with self._index_lock:
             if self._similar_index is None:
-                conn = open_reader(self.db_path)  # a cursor of its own: indexing may write meanwhile
-                try:
-                    sql = _SEARCHED_SIMILAR
-                    count = conn.execute("SELECT count(*) " + sql, (self.model.id,)).fetchone()[0]
-                    first = conn.execute("SELECT length(vector) " + sql + " LIMIT 1", (self.model.id,)).fetchone()
-                    dim = first[0] // 2 if first else 1  # stored as float16
-
-                    def chunks(size: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-                        cursor = conn.execute("SELECT content_id, vector " + sql, (self.model.id,))
-                        while rows := cursor.fetchmany(size):
-                            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-                            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float16)
-                            yield ids, vectors.reshape(-1, dim).astype(np.float32)
-
-                    index = VectorIndex(dim, quantize_above=self.quantize_above, fetch_exact=self._fetch_similar)
-                    index.set_chunks(count, chunks())
-                finally:
-                    conn.close()
-                index.prepare()
-                self._similar_index = index
+                with self._lock:
+                    first = self._conn.execute(
+                        "SELECT length(vector) " + _SEARCHED_SIMILAR + " LIMIT 1", (self.model.id,)
+                    ).fetchone()
+                dim = first[0] // np.dtype(SIMILAR_STORED).itemsize if first else 1
+                fetch = functools.partial(self._fetch_similar, dim=dim)
+                self._similar_index = self._load_index(_SEARCHED_SIMILAR, dim, self._similar_chunks(dim), fetch)
             return self._similar_index
 
     def reload_if_changed(self, every: float | None = None) -> bool:
@@ -1218,14 +1249,9 @@ class Library:
         with ``similar`` its photo-to-photo vector."""
         photo = self._stored(target)
         if photo is not None and photo.content_id is not None:
-            if similar:
-                stored = self._similar_vectors([photo.content_id]).get(photo.content_id)
-                if stored is not None:
-                    return stored
-            else:
-                found, vectors = self._vectors_of([photo.content_id])
-                if found:
-                    return vectors[0]
+            found, vectors = (self._similar_vectors if similar else self._vectors_of)([photo.content_id])
+            if found:
+                return vectors[0]
         path = Path(target).expanduser()
         if path.is_file():  # a photo outside the library: embed it now
             try:

@@ -31,6 +31,10 @@ from engine.store.writer import Writer
 
 log = logging.getLogger(__name__)
 
+#: How photo-to-photo vectors are stored: half precision, half the disk; rankings by these
+#: vectors do not need more.
+SIMILAR_STORED = np.float16
+
 
 @dataclass(frozen=True)
 class Job:
@@ -258,8 +262,7 @@ class Indexer:
                         conn.execute(
                             "INSERT OR REPLACE INTO embeddings (content_id, model_id, kind, region, box, vector) "
                             "VALUES (?, ?, 'similar', 0, NULL, ?)",
-                            # Half precision: half the disk; rankings by these vectors do not need more.
-                            (content_id, model_id, prepared.similar.astype(np.float16).tobytes()),
+                            (content_id, model_id, prepared.similar.astype(SIMILAR_STORED).tobytes()),
                         )
                 if caption is not None and captioner_id is not None:
                     conn.execute(
