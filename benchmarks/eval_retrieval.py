@@ -31,6 +31,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -323,6 +324,12 @@ def evaluate(
     return result
 
 
+def ran(name: str) -> dict[str, Any] | None:
+    """What a benchmark wrote to benchmarks/results/``name``, or None if it has not run."""
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def write_doc(results: list[dict[str, object]], path: Path, command: str) -> None:
     lines = [
         "# Search quality of the built-in model",
@@ -450,9 +457,9 @@ def write_doc(results: list[dict[str, object]], path: Path, command: str) -> Non
         "matches; ranking, not the cutoff, is what puts the right photos first. Preferences (and "
         "`--cutoff`) change it.",
     ]
-    tuning = RESULTS / "tune_builtin.json"
-    if tuning.is_file():
-        rows = json.loads(tuning.read_text())["rows"]
+    tuning = ran("tune_builtin.json")
+    if tuning is not None:
+        rows = tuning["rows"]
         lines += [
             "",
             "## Settings tried on the dev split",
@@ -507,10 +514,9 @@ def write_doc(results: list[dict[str, object]], path: Path, command: str) -> Non
 
 def _second_view_cost() -> str:
     """What a second classifier run per photo would do to indexing, from bench_index.json."""
-    bench = RESULTS / "bench_index.json"
-    if not bench.is_file():
+    figures = ran("bench_index.json")
+    if figures is None:
         return ""
-    figures = json.loads(bench.read_text())
     b, c = figures["b_decode"], figures["c_inference"]
     return (
         f": with decoding at {b:.0f} photos/s and inference at {c:.0f} on camera JPEGs "
@@ -521,10 +527,9 @@ def _second_view_cost() -> str:
 
 def views_section() -> list[str]:
     """The table of ``benchmarks/try_views.py`` (more classifier views per photo), if it ran."""
-    views = RESULTS / "try_views.json"
-    if not views.is_file():
+    data = ran("try_views.json")
+    if data is None:
         return []
-    data = json.loads(views.read_text())
     settings = data.get("settings", {"top_k": 10, "temperature": 1.0})
     lines = [
         "",
@@ -575,10 +580,9 @@ def views_section() -> list[str]:
 
 def similar_section() -> list[str]:
     """Photo-to-photo search (``benchmarks/eval_similar.py``), if it ran."""
-    ran = RESULTS / "eval_similar.json"
-    if not ran.is_file():
+    data = ran("eval_similar.json")
+    if data is None:
         return []
-    data = json.loads(ran.read_text())
     lines = [
         "",
         "## Find similar (photo-to-photo search)",
@@ -619,10 +623,9 @@ def similar_section() -> list[str]:
 
 def baseline_section() -> list[str]:
     """The built-in model against the issue's naive ConSE (``benchmarks/baseline_conse.py``), if it ran."""
-    ran = RESULTS / "baseline_conse-test.json"
-    if not ran.is_file():
+    data = ran("baseline_conse-test.json")
+    if data is None:
         return []
-    data = json.loads(ran.read_text())
     sizes, results = data["gallery sizes"], data["results"]
     names = {"split": "the test split", "labelled": "all labelled photos", "all": "with the distractors"}
     lines = [
@@ -680,10 +683,9 @@ def baseline_section() -> list[str]:
 
 def hubness_section() -> list[str]:
     """The table of ``benchmarks/try_hubness.py`` (hubness corrections), if it ran."""
-    tried = RESULTS / "try_hubness-dev.json"
-    if not tried.is_file():
+    data = ran("try_hubness-dev.json")
+    if data is None:
         return []
-    data = json.loads(tried.read_text())
     crowd = data.get("distractors", 0)
     size = data["set"] + crowd
     lines = [
