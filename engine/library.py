@@ -1260,8 +1260,7 @@ class Library:
             except DecodeError as exc:
                 raise QueryError(f"like:{target}: {exc.reason}") from exc
             encoded = self.model.image.encode([decoded.image])
-            output = self.model.image.graph.similar_output
-            return normalize(encoded.extras[output])[0] if similar and output else encoded.embeddings[0]
+            return encoded.similar[0] if similar and encoded.similar is not None else encoded.embeddings[0]
         raise QueryError(f"like:{target}: no such photo in the library or on disk")
 
     def query_vector(self, query: Query) -> np.ndarray:

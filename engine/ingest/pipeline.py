@@ -25,7 +25,6 @@ from PIL import Image
 
 from engine.errors import DecodeError, FileVanishedError
 from engine.ingest.decode import FULL_HASH_LIMIT, decode_photo, fingerprint, read_photo_file
-from engine.models.encoders import normalize
 from engine.models.registry import LoadedModel
 from engine.store.writer import Writer
 
@@ -193,10 +192,8 @@ class Indexer:
         ``similar``."""
         tensor = np.stack([p.tensor for p in batch if p.tensor is not None])
         encoded = self.model.image.encode_tensor(tensor)
-        similar_output = self.model.image.graph.similar_output
-        if similar_output is not None:
-            similar = normalize(np.asarray(encoded.extras[similar_output], dtype=np.float32))
-            for p, vector in zip(batch, similar, strict=True):
+        if encoded.similar is not None:
+            for p, vector in zip(batch, encoded.similar, strict=True):
                 p.similar = vector
         captions: list[str | None] = [None] * len(batch)
         if self.model.captioner is not None:

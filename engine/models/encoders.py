@@ -56,6 +56,8 @@ class EncodedImages:
 
     embeddings: np.ndarray
     extras: dict[str, np.ndarray]
+    #: Unit photo-to-photo vectors, for a model that names an output for them (``similar_output``).
+    similar: np.ndarray | None = None
 
 
 class LazySession:
@@ -126,9 +128,12 @@ class ImageEncoder:
             outputs = [np.concatenate([run[k] for run in runs]) for k in range(len(names))]
         else:
             outputs = session.run(names, {self.graph.input: batch})
+        extras = {name: np.asarray(out) for name, out in zip(names[1:], outputs[1:], strict=True)}
+        similar = self.graph.similar_output
         return EncodedImages(
             embeddings=normalize(np.asarray(outputs[0], dtype=np.float32)),
-            extras={name: np.asarray(out) for name, out in zip(names[1:], outputs[1:], strict=True)},
+            extras=extras,
+            similar=None if similar is None else normalize(np.asarray(extras[similar], dtype=np.float32)),
         )
 
     def encode(self, images: list[Image.Image]) -> EncodedImages:
