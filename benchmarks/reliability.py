@@ -215,6 +215,7 @@ def main() -> int:
             "killed": kills.kills,
             "modes": kills.modes,
             "cut_short": kills.cut_short,
+            "aimed": kills.aimed,
             "seconds": kills.seconds,
             **final,
         },
@@ -234,7 +235,8 @@ def main() -> int:
         f"| SIGKILLs of the indexer / watcher at random moments | {kills.kills} ({kills.modes}) |",
         f"| runs after which the library opened with integrity_check = ok | {kills.checks} of "
         f"{kills.kills + kills.finished} ({kills.kills} killed, {kills.finished} finished first) |",
-        f"| kills that landed mid-indexing (photos left pending) | {kills.cut_short} |",
+        f"| kills that landed mid-indexing (photos left pending) | {kills.cut_short} "
+        f"({kills.aimed} timed from the child's first commit) |",
         f"| photos in the final library | {final['photos']} |",
         f"| photos lost | {final['lost']} |",
         f"| duplicate rows | {final['duplicates']} |",

@@ -69,9 +69,30 @@ def child(db: Path, model: Path, folder: Path, mode: str) -> subprocess.Popen[by
     )
 
 
+def progress(db: Path) -> tuple[int, int]:
+    """(photos pending, photos indexed): read while a child writes (WAL lets a reader in)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = dict(conn.execute("SELECT state, count(*) FROM photos GROUP BY state").fetchall())
+    finally:
+        conn.close()
+    return int(rows.get("pending", 0)), int(rows.get("indexed", 0))
+
+
+def wait_for_work(proc: subprocess.Popen[bytes], db: Path, before: tuple[int, int], limit: float) -> None:
+    """Return once the child has committed work of its own (the library's counts moved) and
+    photos wait to be indexed, once it has ended, or after ``limit`` seconds."""
+    deadline = time.perf_counter() + limit
+    while proc.poll() is None and time.perf_counter() < deadline:
+        now = progress(db)
+        if now != before and now[0] > 0:
+            return
+        time.sleep(0.005)
+
+
 def check_opens(db: Path) -> int:
     """After a kill: the library opens and SQLite finds it intact. Returns how many photos
-    were left pending (the kill cut indexing short)."""
+    were left pending."""
     conn = sqlite3.connect(db)
     try:
         result = conn.execute("PRAGMA integrity_check").fetchall()
@@ -140,7 +161,8 @@ class KillReport:
     kills: int = 0  # children killed while still running
     finished: int = 0  # children that finished before the kill came
     checks: int = 0  # integrity checks passed after a kill
-    cut_short: int = 0  # kills after which photos were left pending (the kill landed mid-work)
+    cut_short: int = 0  # kills that landed after the child's own first commit, photos still pending
+    aimed: int = 0  # kills timed from the child's first commit rather than from its start
     modes: dict[str, int] = field(default_factory=dict)
     final: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -157,35 +179,45 @@ def kill_loop(
     started = time.perf_counter()
     make_tree(folder, photos, rng)
     serial = [0]
-    # How long a child takes to start and finish its work, learnt from the ones that finished;
-    # kills are spread over that span (start-up and scan included: those are crash points too).
-    # The first estimate is measured, not guessed: one child indexes the whole tree into a
-    # scratch library. With a guess below the start-up time (importing the engine alone can
-    # take a second on a busy machine) every kill landed before any work and none finished
-    # to correct it.
+    # Half the indexer's kills come at a random moment of the child's whole life (start-up and
+    # scan are crash points too), spread over how long a child takes, learnt from those that
+    # finished. The first estimate is measured, not guessed: one child indexes the whole tree
+    # into a scratch library. The other half are aimed: the harness watches the library and
+    # kills shortly after the child's first commit, so that kills land mid-work on any machine.
+    # Timing alone did not: on a machine where the children started slower than the
+    # calibration run, all 20 kills of a run landed before any photo was written.
     calibration = time.perf_counter()
     scratch = db.with_name(f"{db.stem}-calibration{db.suffix}")
     proc = child(scratch, model, folder, "index")
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr.decode(errors="replace")[-2000:]
     durations = [time.perf_counter() - calibration]
+    index_runs = 0
     while report.kills < kills:
         mode = "watch" if rng.random() < 0.3 else "index"
+        aimed = mode == "index" and index_runs % 2 == 0
+        index_runs += mode == "index"
         if rng.random() < 0.7:
             mutate(folder, rng, serial)
+        before = progress(db)
         proc = child(db, model, folder, mode)
         begun = time.perf_counter()
-        delay = rng.uniform(0.3, 1.0) * sorted(durations)[len(durations) // 2]
+        span = sorted(durations)[len(durations) // 2]
+        delay = rng.uniform(0.3, 1.0) * span
         if mode == "watch":  # change the folders under the watcher before the kill
             time.sleep(delay / 2)
             mutate(folder, rng, serial)
             delay /= 2
+        elif aimed:
+            wait_for_work(proc, db, before, limit=60.0)
+            delay = rng.uniform(0.0, 0.05)
         try:
             proc.wait(timeout=delay)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             report.kills += 1
+            report.aimed += aimed
             report.modes[mode] = report.modes.get(mode, 0) + 1
         else:
             if proc.returncode != 0:
@@ -198,7 +230,8 @@ def kill_loop(
                 proc.stderr.close()
         pending = check_opens(db)
         report.checks += 1
-        report.cut_short += proc.returncode == -signal.SIGKILL and pending > 0
+        worked = progress(db) != before
+        report.cut_short += proc.returncode == -signal.SIGKILL and worked and pending > 0
     proc = child(db, model, folder, "index")
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr.decode(errors="replace")[-2000:]

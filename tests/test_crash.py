@@ -12,7 +12,8 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path, tiny_b
         model_id = library.model.id
     report = kill_loop(db, tiny_bundle, tmp_path / "photos", model_id, kills=20, seed=1)
     assert report.kills >= 20 and report.checks >= 20
-    assert report.cut_short >= 5  # many kills landed while photos were being indexed
+    # Many kills landed while photos were being indexed, on a slow machine as on a fast one.
+    assert report.aimed >= 5 and report.cut_short >= 5, report
     final = report.final
     assert final["photos"] > 100
     assert final["lost"] == 0 and final["duplicates"] == 0 and final["ghosts"] == 0
