@@ -11,7 +11,8 @@
 
     python benchmarks/reliability.py [--kills 100] [--fuzz 5000] [--many 100000]
 
-Prints the table, writes benchmarks/results/reliability.json and docs/reliability.md.
+Prints the table, writes benchmarks/results/reliability.json and docs/reliability.md, keeping
+what is written by hand below the line ``HAND_WRITTEN`` there (findings, checks by hand).
 """
 
 from __future__ import annotations
@@ -36,6 +37,15 @@ from benchmarks.machine import describe  # noqa: E402
 from benchmarks.workdir import WORKDIR_HELP, scratch_folder  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
+DOC = ROOT / "docs" / "reliability.md"
+HAND_WRITTEN = "<!-- Written by hand from here on; benchmarks/reliability.py keeps it. -->"
+
+
+def kept_by_hand(doc: Path) -> list[str]:
+    """The hand-written part of the document (from the marker on), or just the marker."""
+    text = doc.read_text() if doc.exists() else ""
+    at = text.find(HAND_WRITTEN)
+    return text[at:].rstrip("\n").split("\n") if at >= 0 else [HAND_WRITTEN]
 
 
 def _jpeg(image: Image.Image, **kwargs: object) -> bytes:
@@ -270,7 +280,7 @@ def main() -> int:
             "'unreadable' rows then read fine. As a normal user they fail with \"permission denied\"",
             "(tests/test_concurrency.py simulates the refusal where the file is opened).",
         ]
-    (ROOT / "docs" / "reliability.md").write_text("\n".join(lines) + "\n")
+    DOC.write_text("\n".join([*lines, "", *kept_by_hand(DOC)]) + "\n")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "reliability.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     print("\n".join(lines))
