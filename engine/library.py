@@ -53,14 +53,15 @@ KEEP_REMOVED_SECONDS = 600.0
 #: process's photos (a read takes ~1 s at 100,000 photos).
 RELOAD_SECONDS = 10.0
 
-#: The image vectors a search index holds: those of contents some photo shows (not those kept a
-#: while after their folder was removed, nor a deleted file's that waits for its move to arrive).
-_SEARCHED_VECTORS = (
-    "FROM embeddings e WHERE model_id = ? AND kind = 'image' AND region = 0 "
+#: The vectors of one kind a search index holds: those of contents some photo shows (not those
+#: kept a while after their folder was removed, nor a deleted file's that waits for its move).
+_SEARCHED = (
+    "FROM embeddings e WHERE model_id = ? AND kind = '{kind}' AND region = 0 "
     "AND EXISTS (SELECT 1 FROM photos p WHERE p.content_id = e.content_id)"
 )
-#: The same for the photo-to-photo vectors of a model that has them.
-_SEARCHED_SIMILAR = _SEARCHED_VECTORS.replace("kind = 'image'", "kind = 'similar'")
+_SEARCHED_VECTORS = _SEARCHED.format(kind="image")
+#: The photo-to-photo vectors of a model that has them.
+_SEARCHED_SIMILAR = _SEARCHED.format(kind="similar")
 
 
 @dataclass(frozen=True)
