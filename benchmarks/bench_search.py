@@ -8,7 +8,10 @@ unit vectors, then a fresh process opens it the way the app does and measures:
   re-ranking, reading result rows), with the query cache cold (every query new) and warm;
 * the text encoder alone on new queries (p50/p95);
 * recall@10 of the app's index against exact float32 brute force, and the brute-force latency
-  for comparison.
+  for comparison;
+* for a model with photo-to-photo vectors (the built-in one), Find similar (``like:PATH`` of a
+  library photo) as well: the second index's load time and memory, its latency p50/p95, and
+  the memory of both indexes together.
 
     python benchmarks/bench_search.py [--sizes 100000 1000000] [--queries 200]
 
@@ -48,8 +51,15 @@ def rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-def fill_library(path: Path, count: int, model_id: str, dim: int, seed: int = 0) -> None:
-    """A library with ``count`` photos whose vectors are random unit vectors."""
+def unit_vectors(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    vectors = rng.standard_normal((n, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def fill_library(path: Path, count: int, model_id: str, dim: int, similar_dim: int = 0, seed: int = 0) -> None:
+    """A library with ``count`` photos whose vectors are random unit vectors (and photo-to-photo
+    vectors of ``similar_dim``, stored as the indexer stores them, where that is not 0)."""
+    from engine.ingest.pipeline import SIMILAR_STORED
     from engine.store.db import connect
 
     conn = connect(path)
@@ -60,8 +70,7 @@ def fill_library(path: Path, count: int, model_id: str, dim: int, seed: int = 0)
     chunk = 20_000
     for start in range(0, count, chunk):
         n = min(chunk, count - start)
-        vectors = rng.standard_normal((n, dim)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = unit_vectors(rng, n, dim)
         ids = range(start + 1, start + n + 1)
         with conn:
             conn.executemany(
@@ -72,11 +81,23 @@ def fill_library(path: Path, count: int, model_id: str, dim: int, seed: int = 0)
                 "VALUES (?, 1, ?, 1, 1, ?, 'indexed')",
                 ((i, f"{i // 1000:04d}/{i}.jpg", i) for i in ids),
             )
-            conn.executemany(
-                "INSERT INTO embeddings (content_id, model_id, kind, region, vector) VALUES (?, ?, 'image', 0, ?)",
-                ((i, model_id, v.tobytes()) for i, v in zip(ids, vectors, strict=True)),
-            )
+            kinds = [("image", vectors)]
+            if similar_dim:
+                kinds.append(("similar", unit_vectors(rng, n, similar_dim).astype(SIMILAR_STORED)))
+            for kind, rows in kinds:
+                conn.executemany(
+                    "INSERT INTO embeddings (content_id, model_id, kind, region, vector) VALUES (?, ?, ?, 0, ?)",
+                    ((i, model_id, kind, v.tobytes()) for i, v in zip(ids, rows, strict=True)),
+                )
     conn.close()
+
+
+def similar_size(model: object) -> int:
+    """The size of the model's photo-to-photo vectors (0 for a model without them)."""
+    from PIL import Image
+
+    encoded = model.image.encode([Image.new("RGB", (256, 256), (90, 120, 150))])  # type: ignore[attr-defined]
+    return 0 if encoded.similar is None else int(encoded.similar.shape[1])
 
 
 def measure(db: Path, queries: int) -> dict[str, float]:
@@ -121,7 +142,9 @@ def measure(db: Path, queries: int) -> dict[str, float]:
         brute.append(time.perf_counter() - t)
         got = set(index.search(q, 10)[0].tolist())
         hits += len(truth & got)
+    similar = measure_similar(library, queries) if library.model.image.graph.similar_output else {}
     return {
+        **similar,
         "vectors": len(index),
         "storage": "4-bit + exact re-rank" if index.quantized else "float32 exact",
         "index_mb": index.nbytes / 1e6,
@@ -139,6 +162,40 @@ def measure(db: Path, queries: int) -> dict[str, float]:
     }
 
 
+def measure_similar(library: object, queries: int) -> dict[str, float]:
+    """Find similar through ``Library.search("like:PATH")``: the photo-to-photo index read on
+    the first such search, then ``queries`` searches from random library photos."""
+    before = rss_mb()
+    started = time.perf_counter()
+    index = library.similar_index()  # type: ignore[attr-defined]
+    load_s = time.perf_counter() - started
+    after = rss_mb()
+    conn = sqlite3.connect(library.db_path)  # type: ignore[attr-defined]
+    try:
+        count = conn.execute("SELECT count(*) FROM photos").fetchone()[0]
+        picked = np.random.default_rng(2).choice(np.arange(1, count + 1), size=queries, replace=False)
+        paths = [
+            "/synthetic/" + conn.execute("SELECT rel_path FROM photos WHERE id = ?", (int(i),)).fetchone()[0]
+            for i in picked
+        ]
+    finally:
+        conn.close()
+    latency = []
+    for path in paths:
+        t = time.perf_counter()
+        results = library.search(f'like:"{path}"', limit=20)  # type: ignore[attr-defined]
+        latency.append(time.perf_counter() - t)
+        assert results.hits, results.message  # the photo was found and has neighbours
+    return {
+        "similar_vectors": len(index),
+        "similar_index_mb": index.nbytes / 1e6,
+        "similar_rss_delta_mb": after - before,
+        "similar_load_s": load_s,
+        "similar_p50_ms": float(np.percentile(latency, 50) * 1e3),
+        "similar_p95_ms": float(np.percentile(latency, 95) * 1e3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -153,15 +210,16 @@ def main() -> None:
     from engine.models.registry import load_model
 
     model = load_model(None, device="cpu")
+    similar_dim = similar_size(model)
     workdir = scratch_folder(args.workdir, "photoseek-bench-search-")
     rows = []
     for size in args.sizes:
         # the model's id is in the name: a library filled for another model has no vectors for this one
         safe_id = "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in model.id)
-        db = workdir / f"synthetic-{size}-{safe_id}.sqlite3"
+        db = workdir / f"synthetic-{size}-{safe_id}{'-similar' if similar_dim else ''}.sqlite3"
         if not db.exists():
             print(f"filling a library with {size:,} vectors ...", file=sys.stderr)
-            fill_library(db, size, model.id, model.manifest.embedding_size)
+            fill_library(db, size, model.id, model.manifest.embedding_size, similar_dim)
             sqlite3.connect(db).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
         out = subprocess.run(
             [sys.executable, __file__, "--child", str(db), "--queries", str(args.queries)],
@@ -187,6 +245,18 @@ def main() -> None:
             f"{r['warm_p95_ms']:>7.1f}ms {r['recall_at_10']:>9.3f} {r['bruteforce_f32_p50_ms']:>5.0f}ms "
             f"{r['text_encoder_p50_ms']:>7.1f}ms {r['text_encoder_p95_ms']:>7.1f}ms"
         )
+    similar_rows = [r for r in rows if "similar_p50_ms" in r]
+    if similar_rows:
+        print(f"\nFind similar ({similar_dim}-d photo-to-photo vectors, `like:PATH` of a library photo):")
+        print(
+            f"{'vectors':>10} {'index MB':>9} {'RSS +MB':>8} {'load s':>7} {'p50':>9} {'p95':>9} {'both RSS +MB':>13}"
+        )
+        for r in similar_rows:
+            print(
+                f"{r['similar_vectors']:>10,} {r['similar_index_mb']:>9.0f} {r['similar_rss_delta_mb']:>8.0f} "
+                f"{r['similar_load_s']:>7.1f} {r['similar_p50_ms']:>7.1f}ms {r['similar_p95_ms']:>7.1f}ms "
+                f"{r['rss_delta_mb'] + r['similar_rss_delta_mb']:>13.0f}"
+            )
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {"machine": describe(), "model": model.id}
     (RESULTS / "bench_search.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")

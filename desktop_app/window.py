@@ -737,7 +737,7 @@ class MainWindow(QMainWindow):
             if isinstance(exc, LibraryBusyError):
                 self._busy_poll.start()
             return
-        roots = self.library.roots()  # once: it counts every folder's photos
+        roots = self.library.roots()
         online = sum(r.online for r in roots)
         self.watch_label.setText(
             f"Watching {online} folder{'s' if online != 1 else ''}" if online else "No folders to watch"

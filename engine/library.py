@@ -8,6 +8,7 @@ find similar photos, read captions, see what went wrong.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -69,7 +70,10 @@ class Root:
     id: int
     path: Path
     online: bool
-    photos: int = 0
+    has_photos: bool = False
+    #: How many photos the folder holds: counted only when asked (``roots(counts=True)``), since
+    #: counting reads every photo's row (~0.16 s at a million photos); None otherwise.
+    photos: int | None = None
 
 
 @dataclass(frozen=True)
@@ -529,13 +533,15 @@ class Library:
 
     # -- folders -----------------------------------------------------------------------------
 
-    def roots(self) -> list[Root]:
+    def roots(self, *, counts: bool = False) -> list[Root]:
+        """The library's folders; with ``counts`` each one's number of photos as well."""
+        count = "(SELECT count(*) FROM photos p WHERE p.root_id = r.id)" if counts else "NULL"
         with self._lock:
             rows = self._conn.execute(
-                "SELECT r.id, r.path, r.online, count(p.id) FROM roots r "
-                "LEFT JOIN photos p ON p.root_id = r.id GROUP BY r.id ORDER BY r.path"
+                "SELECT r.id, r.path, r.online, EXISTS (SELECT 1 FROM photos p WHERE p.root_id = r.id), "
+                f"{count} FROM roots r ORDER BY r.path"
             ).fetchall()
-        return [Root(r[0], Path(from_db_name(r[1])), bool(r[2]), r[3]) for r in rows]
+        return [Root(r[0], Path(from_db_name(r[1])), bool(r[2]), bool(r[3]), r[4]) for r in rows]
 
     def add_root(self, folder: Path | str) -> Root:
         """Add a photo folder. It is only ever read, never written to."""
@@ -563,7 +569,7 @@ class Library:
             )
             root_id = int(cur.lastrowid or 0)
         log.info("added folder %s", path)
-        return Root(root_id, path, True, 0)
+        return Root(root_id, path, True, False, 0)
 
     def remove_root(self, folder: Path | str) -> int:
         """Forget a folder and its photos (the files are not touched). Returns how many photos.
@@ -607,7 +613,7 @@ class Library:
         try:
             if not root.path.is_dir():
                 return False
-            if root.photos:
+            if root.has_photos:
                 with os.scandir(root.path) as entries:  # closed now, not when collected
                     if next(entries, None) is None:
                         # An empty mount point where photos used to be: most likely an unplugged drive.
@@ -790,7 +796,7 @@ class Library:
                 with self._writing(), self._lock, self._conn:
                     self._conn.execute("UPDATE roots SET online = ? WHERE id = ?", (int(online), root.id))
                 log.warning("folder %s is %s", root.path, "back online" if online else "offline; its photos are kept")
-                changed.append(Root(root.id, root.path, online, root.photos))
+                changed.append(dataclasses.replace(root, online=online))
         return changed
 
     def _locate(self, path: str, roots: list[Root]) -> tuple[Root, str] | None:
@@ -1042,7 +1048,7 @@ class Library:
             "indexed": indexed,
             "failed": failed,
             "pending": total - indexed - failed,
-            "roots": [{"path": str(r.path), "online": r.online, "photos": r.photos} for r in self.roots()],
+            "roots": [{"path": str(r.path), "online": r.online, "photos": r.photos} for r in self.roots(counts=True)],
             "switching_to": self.switch_progress(),
             **self.model_status(),
             "failures": [{"path": str(p.path), "reason": p.error} for p in self.problems()],

@@ -190,6 +190,23 @@ def test_missing_root_is_offline_and_photos_are_kept(tmp_path, tiny_bundle, rgb_
         assert library.roots()[0].online and library.search("red").hits
 
 
+def test_an_emptied_mount_point_is_offline_an_empty_new_folder_is_not(tmp_path, tiny_bundle, rgb_folder):
+    empty = tmp_path / "nothing-yet"
+    empty.mkdir()
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        library.add_root(empty)
+        library.sync()
+        counted = {r.path: (r.has_photos, r.photos) for r in library.roots(counts=True)}
+        assert counted == {rgb_folder: (True, 3), empty: (False, 0)}
+        assert {r.photos for r in library.roots()} == {None}  # not counted unless asked
+        for entry in list(rgb_folder.iterdir()):  # a drive unplugged from its mount point
+            entry.rename(tmp_path / entry.name)
+        report = library.sync()
+        assert report.offline == [rgb_folder] and report.removed == 0 and library.photo_count() == 3
+        assert {r.path: r.online for r in library.roots()} == {rgb_folder: False, empty: True}
+
+
 def test_search_reads_past_offline_best_matches_to_fill_the_page(tmp_path, tiny_bundle):
     unplugged, here = tmp_path / "card", tmp_path / "home"
     for n in range(9):
