@@ -137,3 +137,53 @@ def test_added_vectors_are_exact_until_folded_into_the_4bit_matrix():
         q = _unit(rng, 1, 64)[0]
         assert list(index.search(q, 10)[0]) == list(live[np.argsort(-(matrix @ q))[:10]])
     assert len(index) == 1150
+
+
+@pytest.mark.parametrize("quantized", [False, True])
+def test_random_adds_removes_and_readds_agree_with_a_plain_dict(quantized: bool):
+    """Ids are found by a sorted array plus a dict of recent additions, laid out again now and
+    then; whatever the order of operations, the index must hold exactly what a dict would."""
+    rng = np.random.default_rng(5)
+    dim = 8
+    truth: dict[int, np.ndarray] = {}
+
+    def unit(n: int) -> np.ndarray:
+        v = rng.standard_normal((n, dim)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def fetch(wanted: np.ndarray) -> np.ndarray:
+        return np.stack([truth[int(i)] for i in wanted])
+
+    index = VectorIndex(dim, quantize_above=50 if quantized else 10**9, fetch_exact=fetch, tail_limit=16)
+    start = rng.choice(np.arange(1000, 5000), size=120, replace=False)
+    vectors = unit(len(start))
+    truth.update(zip(start.tolist(), vectors, strict=True))
+    index.set(start, vectors)
+    assert index.quantized == quantized
+    for step in range(300):
+        action = rng.random()
+        if action < 0.5:  # add: new ids, ids already there (replaced), an id given twice
+            ids = rng.integers(0, 6000, size=int(rng.integers(1, 12)))
+            vs = unit(len(ids))
+            index.add(ids, vs)
+            truth.update(zip(ids.tolist(), vs, strict=True))  # the last of a repeated id stands
+        else:  # remove: present and absent ids
+            ids = rng.integers(0, 6000, size=int(rng.integers(1, 20)))
+            if truth and rng.random() < 0.7:
+                ids = np.concatenate([ids, rng.choice(list(truth), size=min(5, len(truth)), replace=False)])
+            index.remove(ids)
+            for i in ids.tolist():
+                truth.pop(i, None)
+        assert len(index) == len(truth), step
+        probe = rng.integers(0, 6000, size=20).tolist() + list(truth)[:: max(1, len(truth) // 20)]
+        for i in probe:
+            got = index.vector(i)
+            if i in truth:
+                assert got is not None and np.allclose(got, truth[i]), (step, i)
+            else:
+                assert got is None, (step, i)
+        query = unit(1)[0]
+        ids, scores = index.search(query, 10)
+        ordered = sorted(truth, key=lambda i: -float(truth[i] @ query))[:10]
+        assert ids.tolist() == ordered, step  # exact: re-ranked with the stored vectors
+        assert np.allclose(scores, [truth[i] @ query for i in ordered], atol=1e-5)

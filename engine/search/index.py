@@ -124,7 +124,12 @@ class VectorIndex:
 
     Positions ``[0, base)`` are the 4-bit constant of the scoring graph when the index is
     quantized; later positions are the float32 tail. An exact index keeps everything in the
-    tail. ``_bias`` holds 0 for a live position and -inf for a removed one, for both parts."""
+    tail. ``_bias`` holds 0 for a live position and -inf for a removed one, for both parts.
+
+    An id's position is found in ``_sorted_ids`` / ``_sorted_pos`` (the live positions when the
+    index was last laid out, by id) or, for one added since, in the small dict ``_recent``. A
+    dict of every id took 106 MB at a million vectors, half as much again as the 4-bit vectors;
+    the sorted arrays take 12 MB."""
 
     def __init__(
         self,
@@ -147,11 +152,14 @@ class VectorIndex:
         self._scales = np.zeros((0, 1), dtype=np.float32)
         self._tail = np.zeros((0, dim), dtype=np.float32)
         self._bias = np.zeros(0, dtype=np.float32)
-        self._position: dict[int, int] = {}
+        self._sorted_ids = np.zeros(0, dtype=np.int64)
+        self._sorted_pos = np.zeros(0, dtype=np.int32)
+        self._recent: dict[int, int] = {}
+        self._live = 0
         self._session: tuple[ort.InferenceSession, tuple[ort.OrtValue, ...]] | None = None
 
     def __len__(self) -> int:
-        return len(self._position)
+        return self._live
 
     @property
     def quantized(self) -> bool:
@@ -165,7 +173,7 @@ class VectorIndex:
     def nbytes(self) -> int:
         """Memory held by the vectors themselves (ONNX Runtime keeps its own packed copy of the
         4-bit matrix besides: ``benchmarks/bench_search.py`` measures the whole)."""
-        arrays: list[np.ndarray] = [self._ids, self._scales, self._bias, self._tail]
+        arrays: list[np.ndarray] = [self._ids, self._scales, self._bias, self._tail, self._sorted_ids, self._sorted_pos]
         if self._packed is not None:
             arrays.append(self._packed)
         return int(sum(a.nbytes for a in arrays))
@@ -174,8 +182,30 @@ class VectorIndex:
         self._ids = ids
         self._packed, self._scales, self._tail = packed, scales, tail
         self._bias = np.zeros(len(ids), dtype=np.float32)
-        self._position = {int(i): n for n, i in enumerate(ids)}
+        self._lay_out()
         self._session = None
+
+    def _lay_out(self) -> None:
+        """Sort the live positions by id again, taking in those added since."""
+        live = np.flatnonzero(np.isfinite(self._bias))
+        order = np.argsort(self._ids[live], kind="stable")
+        self._sorted_ids = self._ids[live][order]
+        self._sorted_pos = live[order].astype(np.int32)
+        self._recent = {}
+        self._live = len(live)
+
+    def _find(self, ids: np.ndarray) -> np.ndarray:
+        """The live position of each of ``ids``, or -1 where it has none."""
+        found = np.full(len(ids), -1, dtype=np.int64)
+        if len(self._sorted_ids):
+            at = np.minimum(np.searchsorted(self._sorted_ids, ids), len(self._sorted_ids) - 1)
+            hit = self._sorted_ids[at] == ids
+            found[hit] = self._sorted_pos[at[hit]]
+        for n, i in enumerate(ids.tolist()):
+            found[n] = self._recent.get(i, found[n])
+        known = found >= 0
+        found[known] = np.where(np.isfinite(self._bias[found[known]]), found[known], -1)  # removed since
+        return found
 
     def set(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Replace the whole index."""
@@ -211,28 +241,37 @@ class VectorIndex:
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add or replace vectors (a photo indexed while the app runs): they join the float32
         tail, which a quantized index folds into its 4-bit matrix once it grows too long."""
-        ids = np.asarray(ids, dtype=np.int64)
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        if len(np.unique(ids)) < len(ids):  # an id given twice: its last vector stands
+            _, last = np.unique(ids[::-1], return_index=True)
+            keep = np.sort(len(ids) - 1 - last)
+            ids, vectors = ids[keep], vectors[keep]
         with self._lock:
             self.remove(ids)
             start = len(self._ids)
             self._ids = np.concatenate([self._ids, ids])
             self._bias = np.concatenate([self._bias, np.zeros(len(ids), dtype=np.float32)])
             self._tail = np.concatenate([self._tail, vectors])
-            for n, i in enumerate(ids):
-                self._position[int(i)] = start + n
-            if len(self._ids) > 2 * max(len(self._position), 1024):
+            self._recent.update(zip(ids.tolist(), range(start, start + len(ids)), strict=True))
+            self._live += len(ids)
+            if len(self._recent) > max(self.tail_limit, len(self._sorted_ids) // 32):
+                self._lay_out()
+            if len(self._ids) > 2 * max(self._live, 1024):
                 self._compact()
             elif self._packed is not None and len(self._tail) > max(self.tail_limit, self._base // 32):
                 self._fold_tail()
                 self.prepare()  # here, in the thread that adds, rather than in the next search
 
     def remove(self, ids: np.ndarray) -> None:
+        ids = np.unique(np.asarray(ids, dtype=np.int64).reshape(-1))
         with self._lock:
-            for i in np.asarray(ids, dtype=np.int64):
-                pos = self._position.pop(int(i), None)
-                if pos is not None:
-                    self._bias[pos] = -np.inf
+            found = self._find(ids)
+            found = found[found >= 0]
+            self._bias[found] = -np.inf
+            self._live -= len(found)
+            for i in ids.tolist():
+                self._recent.pop(i, None)
 
     def _fold_tail(self) -> None:
         assert self._packed is not None
@@ -257,8 +296,8 @@ class VectorIndex:
     def vector(self, id_: int) -> np.ndarray | None:
         """The stored vector of one id (exact where available)."""
         with self._lock:
-            pos = self._position.get(int(id_))
-            if pos is None:
+            pos = int(self._find(np.asarray([id_], dtype=np.int64))[0])
+            if pos < 0:
                 return None
             if pos >= self._base:
                 return self._tail[pos - self._base].copy()
