@@ -66,7 +66,7 @@ class SyncTask(QObject):
                 self.progress.emit("Indexing", p.done, p.total, p.rate, p.eta_s)  # type: ignore[attr-defined]
 
             def on_text(p: object) -> None:
-                self.progress.emit("Reading text in", p.done, p.total, p.rate, p.eta_s)  # type: ignore[attr-defined]
+                self.progress.emit("Reading text and faces in", p.done, p.total, p.rate, p.eta_s)  # type: ignore[attr-defined]
 
             report = self.library.sync(on_progress=on_index, on_text_progress=on_text, cancel=self.cancel)
             status = None if self.cancel.is_set() else self.library.status()

@@ -64,9 +64,9 @@ class _ProgressLine:
         self._show(progress.line(), end=self._end(progress))
 
     def text(self, progress: IndexProgress) -> None:
-        """Progress of the text-reading pass."""
+        """Progress of the second pass (text and faces)."""
         line = progress.line().replace(" photos (0 failed)", " photos")
-        self._show("Reading text in photos: " + line, end=self._end(progress))
+        self._show("Reading text and faces in photos: " + line, end=self._end(progress))
 
     def build(self, message: str, fraction: float) -> None:
         self._show(f"{self.build_title}: {message} ({fraction:.0%})", always=True)
@@ -136,6 +136,8 @@ def _print_sync(report, stream=None) -> None:
         parts.append(f"{index.embedded} indexed, {index.reused} reused, {index.failed} failed in {index.seconds:.1f}s")
         if report.text_found:
             parts.append(f"text found in {report.text_found}")
+        if report.faces_found:
+            parts.append(f"faces found in {report.faces_found}")
         if index.cancelled:
             parts.append("stopped early; run again to finish")
     print("; ".join(parts), file=stream)
@@ -569,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", parents=[common], help="add folders and bring the index up to date")
     p.add_argument("folders", nargs="*", help="photo folders to add (none: update the existing ones)")
     p.add_argument("--workers", type=_positive, help="decoding threads (default: one per core)")
-    p.add_argument("--no-text", action="store_true", help="skip reading text in photos (faster)")
+    p.add_argument("--no-text", action="store_true", help="skip reading text and finding faces in photos (faster)")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("watch", parents=[common], help="keep the index up to date while folders change (Ctrl+C stops)")

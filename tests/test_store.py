@@ -15,7 +15,7 @@ def test_new_library_has_schema_and_wal(tmp_path):
     assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"roots", "photos", "contents", "embeddings", "captions", "photo_text", "meta"} <= tables
+    assert {"roots", "photos", "contents", "embeddings", "captions", "photo_text", "photo_faces", "meta"} <= tables
 
 
 def test_library_from_a_newer_version_is_refused_and_untouched(tmp_path):
@@ -65,9 +65,10 @@ def test_a_library_of_version_1_is_migrated_with_its_data(tmp_path):
     raw.commit()
     raw.close()
     conn = connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert conn.execute("SELECT path FROM roots").fetchall() == [("/photos",)]
     assert conn.execute("SELECT count(*) FROM kept_contents").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM photo_faces").fetchone()[0] == 0
 
 
 def _indexed_library(tmp_path, tiny_bundle, rgb_folder, name: str = "lib.sqlite3"):

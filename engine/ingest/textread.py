@@ -1,10 +1,12 @@
-"""Reading text in photos (signs, labels, screenshots) so that "a sign saying STOP" finds them.
+"""Reading text in photos (signs, labels, screenshots) so that "a sign saying STOP" finds them,
+and finding faces in them, so that "a person" finds people (:mod:`engine.ingest.faces`).
 
-Text reading is slower than embedding (a text detector over the whole photo), so it runs as a
-second pass after the photos are searchable. What it finds is stored per content in
-``photo_text`` (an empty text means "looked, found none"), embedded with the active model's
-text encoder, and mixed into the photo's vector when the index loads. It works the same for
-every joint-embedding model.
+Both are slower than embedding (a detector over the whole photo), so they run as a second
+pass after the photos are searchable, on one 640-pixel copy of each photo. Text is stored per
+content in ``photo_text`` (an empty text means "looked, found none"), embedded with the active
+model's text encoder, and mixed into the photo's vector when the index loads. Faces are stored
+in ``photo_faces`` (their boxes; none means "looked, found none"); a model that asks for it
+(``people_in_photo_weight``) mixes a sentence about the people into the photo's vector.
 
 The reader is RapidOCR with the PP-OCR detection and recognition models that ship inside the
 ``rapidocr`` package (no download).
@@ -12,6 +14,7 @@ The reader is RapidOCR with the PP-OCR detection and recognition models that shi
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -28,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from engine.errors import DecodeError
+from engine.ingest import faces as face_finding
 from engine.ingest.decode import decode_photo, read_photo_file
 from engine.ingest.pipeline import IndexProgress
 from engine.models.registry import LoadedModel
@@ -53,6 +57,29 @@ class TextJob:
     content_id: int
     path: Path
     size: int
+    read_text: bool = True
+    find_faces: bool = False
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the second pass found in one photo: ``None`` where it did not look."""
+
+    text: FoundText | None
+    faces: list[face_finding.Face] | None
+
+
+@dataclass
+class PassResult:
+    """Content ids that got a text vector, and those where faces were found."""
+
+    with_text: list[int]
+    with_faces: list[int]
+
+    @property
+    def changed(self) -> list[int]:
+        """Contents whose searched vector changes."""
+        return sorted(set(self.with_text) | set(self.with_faces))
 
 
 class TextReader:
@@ -107,6 +134,7 @@ class TextPass:
         on_progress: Callable[[IndexProgress], None] | None = None,
         cancel: threading.Event | None = None,
         reader_factory: Callable[[], TextReader] = TextReader,
+        detector_factory: Callable[[], face_finding.FaceDetector] | None = None,
     ) -> None:
         self.db_path = db_path
         self.model = model
@@ -114,21 +142,35 @@ class TextPass:
         self.on_progress = on_progress
         self.cancel = cancel or threading.Event()
         self._reader_factory = reader_factory
+        if detector_factory is None and face_finding.available():
+            detector_factory = face_finding.FaceDetector
+        self._detector_factory = detector_factory
         self._local = threading.local()
 
-    @staticmethod
-    def pending(conn: sqlite3.Connection) -> list[TextJob]:
-        """Indexed contents whose text has not been read yet (one readable file each)."""
+    @property
+    def finds_faces(self) -> bool:
+        return self._detector_factory is not None
+
+    def pending(self, conn: sqlite3.Connection) -> list[TextJob]:
+        """Indexed contents whose text has not been read yet, or (where faces can be found)
+        whose faces have not been looked for; one readable file each."""
         rows = conn.execute(
-            """SELECT c.id, r.path, p.rel_path, p.size FROM contents c
+            """SELECT c.id, r.path, p.rel_path, p.size, t.content_id IS NULL, f.content_id IS NULL FROM contents c
                JOIN photos p ON p.id = (SELECT min(id) FROM photos q WHERE q.content_id = c.id AND q.state = 'indexed')
                JOIN roots r ON r.id = p.root_id
-               WHERE r.online = 1 AND NOT EXISTS (SELECT 1 FROM photo_text t WHERE t.content_id = c.id)
-               ORDER BY c.id"""
+               LEFT JOIN photo_text t ON t.content_id = c.id
+               LEFT JOIN photo_faces f ON f.content_id = c.id
+               WHERE r.online = 1 AND (t.content_id IS NULL OR (? AND f.content_id IS NULL))
+               ORDER BY c.id""",
+            (self.finds_faces,),
         ).fetchall()
         from engine.ingest.scan import from_db_name
 
-        return [TextJob(r[0], Path(from_db_name(r[1])) / from_db_name(r[2]), r[3]) for r in rows]
+        faces = self.finds_faces
+        return [
+            TextJob(r[0], Path(from_db_name(r[1])) / from_db_name(r[2]), r[3], bool(r[4]), faces and bool(r[5]))
+            for r in rows
+        ]
 
     def unembedded(self, conn: sqlite3.Connection) -> list[tuple[int, str]]:
         """Found texts that the active model has not embedded yet (e.g. after a model switch)."""
@@ -145,28 +187,51 @@ class TextPass:
             reader = self._local.reader = self._reader_factory()
         return reader
 
-    def _read(self, job: TextJob) -> tuple[TextJob, FoundText | None]:
+    def _detector(self) -> face_finding.FaceDetector | None:
+        if self._detector_factory is None:
+            return None
+        detector = getattr(self._local, "detector", None)
+        if detector is None:
+            detector = self._local.detector = self._detector_factory()
+        return detector
+
+    def _read(self, job: TextJob) -> tuple[TextJob, Found]:
         try:
             data = read_photo_file(job.path, job.size)
             decoded = decode_photo(data, min_side=DETECT_SIDE * 3 // 4)
         except DecodeError as exc:
-            log.info("cannot read text in %s: %s", job.path, exc.reason)
-            return job, None
+            log.info("cannot read text or find faces in %s: %s", job.path, exc.reason)
+            # An unreadable file is marked as looked at (nothing found) so it is not retried forever.
+            return job, Found(FoundText("", 0.0) if job.read_text else None, [] if job.find_faces else None)
         image = decoded.image
         image.thumbnail((DETECT_SIDE, DETECT_SIDE), Image.Resampling.BILINEAR)
-        return job, self._reader().read(image)
+        text = self._reader().read(image) if job.read_text else None
+        detector = self._detector() if job.find_faces else None
+        faces = detector.detect(image) if detector is not None else None
+        return job, Found(text, faces)
 
-    def _store(self, writer: Writer, found: list[tuple[int, FoundText]], embedded: dict[int, np.ndarray]) -> None:
+    def _store(self, writer: Writer, found: list[tuple[int, Found]], embedded: dict[int, np.ndarray]) -> None:
         model_id = self.model.id
 
         def work(conn: sqlite3.Connection) -> None:
-            for content_id, text in found:
+            for content_id, item in found:
                 if conn.execute("SELECT 1 FROM contents WHERE id = ?", (content_id,)).fetchone() is None:
                     continue  # the photo was removed meanwhile
-                conn.execute(
-                    "INSERT OR REPLACE INTO photo_text (content_id, engine, text, confidence) VALUES (?, ?, ?, ?)",
-                    (content_id, ENGINE_ID, text.text, text.confidence),
-                )
+                if item.text is not None:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO photo_text (content_id, engine, text, confidence) VALUES (?, ?, ?, ?)",
+                        (content_id, ENGINE_ID, item.text.text, item.text.confidence),
+                    )
+                if item.faces is not None:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO photo_faces (content_id, engine, faces, boxes) VALUES (?, ?, ?, ?)",
+                        (
+                            content_id,
+                            face_finding.ENGINE_ID,
+                            len(item.faces),
+                            json.dumps([face.as_list() for face in item.faces]),
+                        ),
+                    )
             for content_id, vector in embedded.items():
                 if conn.execute("SELECT 1 FROM contents WHERE id = ?", (content_id,)).fetchone() is None:
                     continue
@@ -185,20 +250,22 @@ class TextPass:
         vectors = self.model.text.encode([text_phrase(texts[i]) for i in ids])
         return dict(zip(ids, vectors, strict=True))
 
-    def run(self, jobs: list[TextJob], backlog: list[tuple[int, str]] | None = None) -> list[int]:
-        """Read text in ``jobs`` and embed it (plus ``backlog`` texts read before). Returns the
-        content ids that got a text vector."""
+    def run(self, jobs: list[TextJob], backlog: list[tuple[int, str]] | None = None) -> PassResult:
+        """Read text in ``jobs`` and embed it (plus ``backlog`` texts read before), and find
+        faces where the job asks. Returns the content ids that got a text vector and those where
+        faces were found."""
         writer = Writer(self.db_path)
         started = time.perf_counter()
         with_text: list[int] = []
+        with_faces: list[int] = []
         try:
             if backlog:
                 self._store(writer, [], self._embed(dict(backlog)))
                 with_text += [cid for cid, _ in backlog]
             done = 0
             pending = list(reversed(jobs))
-            in_flight: set[Future[tuple[TextJob, FoundText | None]]] = set()
-            batch: list[tuple[int, FoundText]] = []
+            in_flight: set[Future[tuple[TextJob, Found]]] = set()
+            batch: list[tuple[int, Found]] = []
             last = 0.0
             with ThreadPoolExecutor(self.workers, thread_name_prefix="photoseek-text") as pool:
                 while (pending or in_flight) and not self.cancel.is_set():
@@ -208,11 +275,11 @@ class TextPass:
                     for future in finished:
                         job, found = future.result()
                         done += 1
-                        # An unreadable file is marked as read (no text) so it is not retried forever.
-                        batch.append((job.content_id, found or FoundText("", 0.0)))
+                        batch.append((job.content_id, found))
                     if len(batch) >= 16 or (batch and not in_flight and not pending):
-                        texts = {cid: f.text for cid, f in batch if f.text}
+                        texts = {cid: f.text.text for cid, f in batch if f.text is not None and f.text.text}
                         with_text += list(texts)
+                        with_faces += [cid for cid, f in batch if f.faces]
                         self._store(writer, batch, self._embed(texts))
                         batch = []
                     now = time.perf_counter()
@@ -226,4 +293,4 @@ class TextPass:
                     future.cancel()
         finally:
             writer.close()
-        return with_text
+        return PassResult(with_text, with_faces)

@@ -23,7 +23,8 @@ Layout of ``model.json`` (format 1)::
                "prompt": "{}", "pad_token": "<pad>", "clean": "none" | "whitespace" | "canonicalize"},
       "captioner": {"type": "labels" | "encoder-decoder", ...} | {"bundle": "<captioner bundle id>"},
       "languages": ["en"],
-      "search": {"cutoff": 0.3, "negative_weight": 0.5, "text_in_photo_weight": 0.6},
+      "search": {"cutoff": 0.3, "negative_weight": 0.5, "text_in_photo_weight": 0.6,
+                 "people_in_photo_weight": 0.5},
       "metrics": {...}
     }
 
@@ -34,6 +35,10 @@ it runs on the CPU (faster there; ``file`` on a GPU, where an 8-bit graph gains 
 photo-to-photo search ("find similar"), for a model whose embedding is made for comparing
 photos with descriptions rather than with each other (the built-in model's); without it,
 photos are compared by their embeddings.
+
+``search.text_in_photo_weight`` and ``search.people_in_photo_weight`` (default 0: off) mix into
+each photo's vector the text vector of what was read in it and of a sentence about the people
+whose faces were found ("a photo of a person"), for a model that does not see these itself.
 """
 
 from __future__ import annotations

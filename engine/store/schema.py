@@ -94,6 +94,17 @@ def _v2(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v3(conn: sqlite3.Connection) -> None:
+    """Faces found in each content (the second pass): how many, and their boxes as JSON. A
+    content without a row has not been looked at yet."""
+    sqlite_utils.Database(conn).table("photo_faces").create(
+        {"content_id": int, "engine": str, "faces": int, "boxes": str},
+        pk="content_id",
+        not_null={"content_id", "engine", "faces", "boxes"},
+        foreign_keys=[("content_id", "contents", "id")],
+    )
+
+
 #: MIGRATIONS[i] upgrades a library from version i to version i + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -31,8 +31,10 @@ BUILTIN_ID = "photoseek-builtin"
 #: 1.2.0: an 8-bit copy of the image graph, which the CPU runs. 1.3.0: colours are named on
 #: every 4th pixel of each row and column instead of all of them (vectors within cosine
 #: 0.99998 of 1.2.0's; the CPU's image graph 1.27 x faster). 1.4.0: a second image vector for
-#: photo-to-photo search (``similar``); the embedding is 1.3.0's.
-BUILTIN_VERSION = "1.4.0"
+#: photo-to-photo search (``similar``); the embedding is 1.3.0's. 1.5.0: faces found in a
+#: photo mix a sentence about people into its vector (``people_in_photo_weight``); the image
+#: graph is 1.4.0's.
+BUILTIN_VERSION = "1.5.0"
 
 Progress = Callable[[str, float], None]
 

@@ -59,6 +59,9 @@ class BuiltinConfig:
     #: against 0.637 (docs/builtin-model.md).
     colour_stride: int = 4
     text_in_photo_weight: float = 0.6  # OCR text vector, added by the indexer
+    #: Sentence about the people whose faces the second pass found ("a photo of a person"),
+    #: added like the text: ImageNet has no person class (docs/builtin-model.md).
+    people_in_photo_weight: float = 0.5
     cutoff: float = 0.2  # search results below this cosine are not shown
     prompt: str = "a photo of {}."
     #: More phrasings of every class name, averaged with ``prompt`` (CLIP's prompt ensembles).
@@ -590,7 +593,11 @@ def build_bundle(target: Path, config: BuiltinConfig | None = None, progress: Pr
                     "prompt": config.query_prompt,
                 },
                 "captioner": {"type": "labels", "labels": "labels.json"},
-                "search": {"cutoff": config.cutoff, "text_in_photo_weight": config.text_in_photo_weight},
+                "search": {
+                    "cutoff": config.cutoff,
+                    "text_in_photo_weight": config.text_in_photo_weight,
+                    "people_in_photo_weight": config.people_in_photo_weight,
+                },
                 "build": {
                     **asdict(config),
                     "export_max_abs_diff": diff,
