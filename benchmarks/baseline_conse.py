@@ -3,7 +3,7 @@
 Issue 3 gives its target for scale against "a naive ConSE": the top 10 ImageNet classes of
 EfficientNet-Lite0, their probabilities weighting MiniLM embeddings of "a photo of a {label}",
 nothing else (no synonyms or everyday names, no temperature, no colours, no text read in the
-photo). This builds that model with the built-in model's own builder
+photo, no faces). This builds that model with the built-in model's own builder
 (``BuiltinConfig(top_k=10, temperature=1, ...)``) into a scratch folder, indexes the evaluation
 set and the distractors with both models through the real engine, and ranks the split's photos
 for their labels among the split, among all labelled photos and among those and the
@@ -56,6 +56,7 @@ NAIVE = {
     "broad_weight": 0.0,
     "colour_weight": 0.0,
     "text_in_photo_weight": 0.0,
+    "people_in_photo_weight": 0.0,
     "prompt": "a photo of {}.",  # the builder puts the article in: "a photo of a zebra."
 }
 

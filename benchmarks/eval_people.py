@@ -10,7 +10,8 @@ without faces).
 Which photos show people was judged by eye (``benchmarks/datasets/people_judgements.json``), for
 every photo either ranking puts in a query's top 20 and every photo with a face found: the
 judged pool, as in TREC. A photo outside the pool that enters a top 20 later (another model) is
-counted as unjudged, never as right or wrong; ``--sheet`` draws the unjudged ones for judging.
+counted as unjudged, never as right or wrong; ``--sheet`` draws the unjudged ones for judging
+(numbered, with their list in a JSON file beside the drawings).
 
     python benchmarks/eval_people.py --data ~/photoseek-eval [--workdir W] [--sheet unjudged.png]
 
@@ -24,6 +25,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -54,20 +56,27 @@ def precision(top: list[str], judged: dict[str, bool], k: int) -> tuple[float, i
     return sum(judged.get(f, False) for f in first) / k, sum(f not in judged for f in first)
 
 
-def sheet(files: list[str], data: Path, out: Path, size: int = 150, cols: int = 8) -> None:
-    """The photos ``files``, numbered, for judging by eye."""
+def sheets(files: list[str], data: Path, out: Path, size: int = 160, cols: int = 8, per_sheet: int = 40) -> list[Path]:
+    """The photos ``files``, numbered in order, ``per_sheet`` to a PNG (``out`` with -1, -2...),
+    for judging by eye."""
     from PIL import Image, ImageDraw
 
-    rows = (len(files) + cols - 1) // cols
-    canvas = Image.new("RGB", (cols * size, rows * (size + 14)), "white")
-    draw = ImageDraw.Draw(canvas)
-    for n, file in enumerate(files):
-        image = Image.open(data / file).convert("RGB")
-        image.thumbnail((size, size))
-        x, y = (n % cols) * size, (n // cols) * (size + 14)
-        canvas.paste(image, (x, y))
-        draw.text((x + 2, y + size), f"{n} {Path(file).stem[:18]}", fill="black")
-    canvas.save(out)
+    written = []
+    for first in range(0, len(files), per_sheet):
+        chunk = files[first : first + per_sheet]
+        rows = (len(chunk) + cols - 1) // cols
+        canvas = Image.new("RGB", (cols * size, rows * (size + 14)), "white")
+        draw = ImageDraw.Draw(canvas)
+        for n, file in enumerate(chunk):
+            image = Image.open(data / file).convert("RGB")
+            image.thumbnail((size, size))
+            x, y = (n % cols) * size, (n // cols) * (size + 14)
+            canvas.paste(image, (x, y))
+            draw.text((x + 2, y + size), f"{first + n} {Path(file).stem[:20]}", fill="black")
+        path = out.with_name(f"{out.stem}-{first // per_sheet + 1}{out.suffix}")
+        canvas.save(path)
+        written.append(path)
+    return written
 
 
 def main() -> None:
@@ -114,8 +123,10 @@ def main() -> None:
     pool = sorted({f for lists in ranked.values() for top in lists.values() for f in top} | set(with_faces))
     unjudged = [f for f in pool if f not in judged]
     if args.sheet and unjudged:
-        sheet(unjudged, args.data, args.sheet)
-        print(f"{len(unjudged)} unjudged photos drawn into {args.sheet}: {unjudged}")
+        drawn = sheets(unjudged, args.data, args.sheet)
+        listed = args.sheet.with_suffix(".json")
+        listed.write_text(json.dumps(unjudged, indent=0) + "\n")
+        print(f"{len(unjudged)} unjudged photos drawn into {', '.join(map(str, drawn))} (list: {listed})")
 
     table = []
     print(f"{model.id}, people_in_photo_weight {weight}; {len(ids)} photos; pool {len(pool)}, unjudged {len(unjudged)}")
@@ -139,6 +150,8 @@ def main() -> None:
         "of_them_with_faces": sum(f in set(with_faces) for f in photos if judged.get(f, False)),
     }
     print(f"detector: {detector}")
+    sources = Counter("/".join(f.split("/")[:2]) for f in photos if judged.get(f, False))
+    print(f"photos judged to show people, by source: {sources.most_common(5)}")
     result = {
         "model": model.id,
         "people_in_photo_weight": weight,
@@ -147,6 +160,7 @@ def main() -> None:
         "unjudged": len(unjudged),
         "queries": table,
         "detector": detector,
+        "people_by_source": dict(sources.most_common()),
         "seconds": round(time.perf_counter() - started, 1),
         "machine": describe(),
         "command": "python benchmarks/eval_people.py --data DATA",

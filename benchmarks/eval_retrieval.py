@@ -507,6 +507,7 @@ def write_doc(results: list[dict[str, object]], path: Path, command: str) -> Non
                 f"nothing (R@10 {ensemble['R@10']:.3f}).",
             ]
     lines += similar_section()
+    lines += people_section()
     lines += views_section()
     lines += hubness_section()
     path.write_text("\n".join(lines) + "\n")
@@ -617,6 +618,56 @@ def similar_section() -> list[str]:
         "(R@10 0.688 against 0.699 on the 93 queries), 128 directions worse (0.624), square roots of "
         "the probabilities (0.591) and class probabilities (0.452) worse too. Descriptions, and "
         "`like:` with words (`like:car.jpg -blue +red`), stay in the joint space.",
+    ]
+    return lines
+
+
+def people_section() -> list[str]:
+    """People queries with and without the faces the second pass finds (``benchmarks/eval_people.py``), if it ran."""
+    data = ran("eval_people.json")
+    if data is None:
+        return []
+    lines = [
+        "",
+        "## Searching for people",
+        "",
+        "`python benchmarks/eval_people.py --data DATA`: people queries over all "
+        f"{data['photos']:,} photos (the set and the distractors), ranked with the faces that the second pass "
+        f"finds mixed into `{data['model']}`'s vectors (weight {data['people_in_photo_weight']}) and, on the same "
+        "stored vectors, with that weight at 0. Precision at 10 and 20: the share of the first 10 and 20 photos "
+        "that show people, judged by eye for every photo in a top 20 of either ranking and every photo with a "
+        f"face found ({data['pool']} photos, `benchmarks/datasets/people_judgements.json`; unjudged: "
+        f"{data['unjudged']}).",
+        "",
+        "| query | with faces P@10 | P@20 | without P@10 | P@20 |",
+        "|---|---|---|---|---|",
+    ]
+    rows = {(r["query"], r["variant"]): r for r in data["queries"]}
+    queries = list(dict.fromkeys(r["query"] for r in data["queries"]))
+    for query in queries:
+        w, wo = rows[(query, "with faces")], rows[(query, "without faces")]
+        lines.append(f"| {query} | {w['p10']:.2f} | {w['p20']:.2f} | {wo['p10']:.2f} | {wo['p20']:.2f} |")
+    mean = {
+        (v, k): sum(rows[(q, v)][k] for q in queries) / len(queries)
+        for v in ("with faces", "without faces")
+        for k in ("p10", "p20")
+    }
+    lines.append(
+        f"| **mean** | **{mean[('with faces', 'p10')]:.2f}** | {mean[('with faces', 'p20')]:.2f} | "
+        f"**{mean[('without faces', 'p10')]:.2f}** | {mean[('without faces', 'p20')]:.2f} |"
+    )
+    d = data["detector"]
+    source, most = next(iter(data["people_by_source"].items()))
+    lines += [
+        "",
+        f"Faces were found in {d['photos_with_faces']} photos, {d['of_them_judged_people']} of which show people "
+        f"({d['of_them_judged_no_people']} do not: animals, pebbles, a jellyfish); of the {d['photos_judged_people']} "
+        f"judged photos that show people, {d['of_them_with_faces']} have faces found, a ceiling on the detector's "
+        "recall (photos of people outside the pool were not judged). The detector's last threshold (0.95) was chosen "
+        "looking at the sample photos and at these detections; the people weight was not tuned. The largest share of "
+        f"the photos of people, {most} of {d['photos_judged_people']}, comes from `{source}` (dlib's examples: mostly "
+        "aligned face crops), where a face detector is at its best; people seen from behind or far away are not "
+        "found this way ([builtin-model.md](builtin-model.md)).",
     ]
     return lines
 
