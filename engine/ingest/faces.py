@@ -182,61 +182,42 @@ class _Graph:
         return bytes(model.SerializeToString())
 
 
-def _proposal_graph() -> bytes:
-    g = _Graph(_load("pnet"))
-    g.conv("conv1")
-    g.prelu("prelu1")
-    g.pool("pool1", 2, same=True)
-    g.conv("conv2")
-    g.prelu("prelu2")
-    features = g.conv("conv3")
-    features = g.prelu("prelu3")
-    g.conv("box", features)
-    logits = g.conv("face", features)
+#: The three networks' bodies, layer by layer: ``None`` is a convolution (its kernel from the
+#: weights) followed by a PReLU; ``(size, same)`` is max pooling, padded at the end or not.
+_Pool = tuple[int, bool]
+_BODIES: dict[str, list[_Pool | None]] = {
+    "pnet": [None, (2, True), None, None],
+    "rnet": [None, (3, True), None, (3, False), None],
+    "onet": [None, (3, True), None, (3, False), None, (2, True), None],
+}
+
+
+def _graph(name: str, side: int | None) -> bytes:
+    """One network as an ONNX graph with outputs ``box`` (offsets) and ``face_prob``: the
+    convolutional body, then 1x1 convolutions (the proposal network, any image size) or a dense
+    layer and dense heads (the 24- and 48-pixel networks; the 48-pixel one also has landmarks,
+    which are not used)."""
+    g = _Graph(_load(name))
+    for n, layer in enumerate(_BODIES[name]):
+        if layer is None:
+            g.conv(f"conv{n}")
+            g.prelu(f"prelu{n}")
+        else:
+            g.pool(f"pool{n}", *layer)
+    if side is None:
+        features = g.last
+        g.conv("box", features)
+        logits = g.conv("face", features)
+    else:
+        g.flatten_like_keras("flat")
+        g.dense("fc")
+        features = g.prelu("prelu_fc", channels_first=False)
+        g.dense("box", features)
+        if name == "onet":
+            g.dense("landmarks", features)
+        logits = g.dense("face", features)
     g.softmax("face_prob", logits, axis=1)
-    return g.model(["box", "face_prob"], None)
-
-
-def _refine_graph() -> bytes:
-    g = _Graph(_load("rnet"))
-    g.conv("conv1")
-    g.prelu("prelu1")
-    g.pool("pool1", 3, same=True)
-    g.conv("conv2")
-    g.prelu("prelu2")
-    g.pool("pool2", 3, same=False)
-    g.conv("conv3")
-    g.prelu("prelu3")
-    g.flatten_like_keras("flat")
-    g.dense("fc4")
-    features = g.prelu("prelu4", channels_first=False)
-    g.dense("box", features)
-    logits = g.dense("face", features)
-    g.softmax("face_prob", logits, axis=1)
-    return g.model(["box", "face_prob"], 24)
-
-
-def _output_graph() -> bytes:
-    g = _Graph(_load("onet"))
-    g.conv("conv1")
-    g.prelu("prelu1")
-    g.pool("pool1", 3, same=True)
-    g.conv("conv2")
-    g.prelu("prelu2")
-    g.pool("pool2", 3, same=False)
-    g.conv("conv3")
-    g.prelu("prelu3")
-    g.pool("pool3", 2, same=True)
-    g.conv("conv4")
-    g.prelu("prelu4")
-    g.flatten_like_keras("flat")
-    g.dense("fc5")
-    features = g.prelu("prelu5", channels_first=False)
-    g.dense("box", features)
-    g.dense("landmarks", features)
-    logits = g.dense("face", features)
-    g.softmax("face_prob", logits, axis=1)
-    return g.model(["box", "face_prob"], 48)
+    return g.model(["box", "face_prob"], side)
 
 
 def _nms(boxes: np.ndarray, threshold: float, by_min: bool = False) -> np.ndarray:
@@ -318,8 +299,8 @@ class FaceDetector:
         options.log_severity_level = 3
         providers = ["CPUExecutionProvider"]
         self._sessions = [
-            ort.InferenceSession(graph(), options, providers=providers)
-            for graph in (_proposal_graph, _refine_graph, _output_graph)
+            ort.InferenceSession(_graph(name, side), options, providers=providers)
+            for name, side in (("pnet", None), ("rnet", 24), ("onet", 48))
         ]
         self.min_face_share = min_face_share
         self.thresholds = thresholds
