@@ -193,9 +193,9 @@ def _with_found_in_photo(
 ) -> np.ndarray:
     """``vectors`` (one row per id) with what the second pass found in each photo mixed in:
     for each ``(vectors by content id, weight)`` of ``found`` (the text read in the photo, a
-    sentence about the people in it), the photo's vector times the weight added, and the sum
-    made unit length again, as every image vector is searched (the index as it loads, and the
-    exact re-ranking)."""
+    sentence about the people in it), the photo's found vector times the weight added to its
+    vector, and the sum made unit length again, as every image vector is searched (the index as
+    it loads, and the exact re-ranking)."""
     found = [(extra, weight) for extra, weight in found if weight > 0 and extra]
     rows = sorted({n for extra, _ in found for n, cid in enumerate(ids) if cid in extra})
     if not rows:
@@ -1115,8 +1115,9 @@ class Library:
 
     def _vectors_of(self, content_ids: list[int]) -> tuple[list[int], np.ndarray]:
         """Those of ``content_ids`` that have an image vector of the active model, and their
-        vectors with what was found in the photo mixed in; one query, the rows joined into one
-        array (a NumPy array a row took 0.6 of the 1.9 ms for a search's 112 candidates)."""
+        vectors with what was found in the photo mixed in; one query for the vectors, the rows
+        joined into one array (a NumPy array a row took 0.6 of the 1.9 ms for a search's 112
+        candidates), and one for the faces where the model mixes people in."""
         model = self.model
         dim = model.manifest.embedding_size
         marks = ",".join("?" * len(content_ids))
@@ -1126,9 +1127,14 @@ class Library:
                 f"WHERE model_id = ? AND region = 0 AND kind IN ('image', 'text') AND content_id IN ({marks})",
                 [model.id, *content_ids],
             ).fetchall()
-            faces = self._conn.execute(
-                f"SELECT content_id, faces FROM photo_faces WHERE faces > 0 AND content_id IN ({marks})", content_ids
-            ).fetchall()
+
+        def faces() -> list[tuple[int, int]]:
+            with self._lock:
+                return self._conn.execute(
+                    f"SELECT content_id, faces FROM photo_faces WHERE faces > 0 AND content_id IN ({marks})",
+                    content_ids,
+                ).fetchall()
+
         image = [(cid, blob) for cid, kind, blob in rows if kind == "image"]
         found = [cid for cid, _ in image]
         vectors = np.frombuffer(b"".join(blob for _, blob in image), dtype=np.float32).reshape(len(image), dim)
@@ -1136,14 +1142,16 @@ class Library:
         return found, _with_found_in_photo(found, vectors, self._found_in_photo(model, text, faces))
 
     def _found_in_photo(
-        self, model: LoadedModel, text: dict[int, np.ndarray], faces: Iterable[tuple[int, int]]
+        self, model: LoadedModel, text: dict[int, np.ndarray], faces: Callable[[], Iterable[tuple[int, int]]]
     ) -> list[tuple[dict[int, np.ndarray], float]]:
-        """The text and people vectors to mix into photos' vectors, with the model's weights."""
+        """The text and people vectors to mix into photos' vectors, with the model's weights.
+        ``faces`` reads (content id, faces found) rows; it is called only for a model that mixes
+        people in, so that other models' searches do not read them."""
         people_weight = model.manifest.search_setting("people_in_photo_weight", 0.0)
         people: dict[int, np.ndarray] = {}
         if people_weight > 0:
             phrases = self._people_vectors(model)
-            people = {cid: phrases[min(count, 3)] for cid, count in faces}
+            people = {cid: phrases[min(count, 3)] for cid, count in faces()}
         return [(text, model.manifest.search_setting("text_in_photo_weight", 0.0)), (people, people_weight)]
 
     def _people_vectors(self, model: LoadedModel) -> dict[int, np.ndarray]:
@@ -1179,8 +1187,8 @@ class Library:
                     (model.id,),
                 )
             }
-            faces = conn.execute("SELECT content_id, faces FROM photo_faces WHERE faces > 0").fetchall()
-            found = self._found_in_photo(model, text, faces)
+            faces = "SELECT content_id, faces FROM photo_faces WHERE faces > 0"
+            found = self._found_in_photo(model, text, lambda: conn.execute(faces).fetchall())
             for ids, vectors in _stored_chunks(conn, _SEARCHED_VECTORS, model.id, np.float32, dim, chunk):
                 yield ids, _with_found_in_photo(ids.tolist(), vectors, found)
         finally:
