@@ -261,8 +261,8 @@ def _refine(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 def _normalise(pixels: np.ndarray) -> np.ndarray:
-    """HWC uint8 -> NCHW float, as the networks were trained: (x - 127.5) / 128."""
-    return ((pixels.astype(np.float32) - 127.5) / 128.0).transpose(2, 0, 1)[None]
+    """NHWC uint8 -> NCHW float, as the networks were trained: (x - 127.5) / 128."""
+    return ((pixels.astype(np.float32) - 127.5) / 128.0).transpose(0, 3, 1, 2)
 
 
 def _patches(pixels: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
@@ -281,7 +281,7 @@ def _patches(pixels: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
         if sx2 > sx1 and sy2 > sy1:
             crop[sy1 - y1 : sy2 - y1, sx1 - x1 : sx2 - x1] = pixels[sy1:sy2, sx1:sx2]
         out[n] = cv2.resize(crop, (side, side), interpolation=cv2.INTER_LINEAR)
-    return ((out.astype(np.float32) - 127.5) / 128.0).transpose(0, 3, 1, 2)
+    return _normalise(out)
 
 
 class FaceDetector:
@@ -347,7 +347,7 @@ class FaceDetector:
         while min(width, height) * scale >= _CELL:
             w, h = max(1, int(np.ceil(width * scale))), max(1, int(np.ceil(height * scale)))
             pixels = np.asarray(image.resize((w, h), Image.Resampling.BILINEAR))
-            offsets, prob = self._run(0, _normalise(pixels))
+            offsets, prob = self._run(0, _normalise(pixels[None]))
             face = prob[0, 1]
             ys, xs = np.nonzero(face > self.thresholds[0])
             if len(ys):
