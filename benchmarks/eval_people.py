@@ -102,13 +102,18 @@ def main() -> None:
         faces = dict(library._conn.execute("SELECT content_id, faces FROM photo_faces").fetchall())
         with_faces = sorted(f for cid, n in faces.items() if n > 0 for f in by_content.get(cid, []))
 
+        shown: dict[str, list[str]] = {}  # query -> the photos above its relevance floor
+
         def tops() -> dict[str, list[str]]:
             index = library.search_index()
             gallery = np.stack([index.vector(int(i)) for i in ids])
             out = {}
             for query in QUERIES:
-                scores = gallery @ library.query_vector(parse(query))
+                vector = library.query_vector(parse(query))
+                scores = gallery @ vector
                 out[query] = [by_content[int(ids[j])][0] for j in np.argsort(-scores, kind="stable")[:DEPTH]]
+                above = np.flatnonzero(scores >= model.relevance_floor(vector))
+                shown.setdefault(query, [by_content[int(ids[j])][0] for j in above])
             return out
 
         ranked = {"with faces": tops()}
@@ -137,11 +142,18 @@ def main() -> None:
             p20, missing = precision(lists[query], judged, 20)
             table.append({"query": query, "variant": variant, "p10": p10, "p20": p20, "unjudged_in_20": missing})
             print(f"{query:20} {variant:14} {p10:5.2f} {p20:5.2f} {missing}")
+    people_total = sum(judged.get(f, False) for f in photos)
+    floors = {
+        query: {"shown": len(files), "people shown": sum(judged.get(f, False) for f in files)}
+        for query, files in shown.items()
+    }
+    print(f"shown above the relevance floor (with faces; {people_total} photos judged to show people):")
+    for query, f in floors.items():
+        print(f"  {query:20} {f['shown']:5} shown, {f['people shown']:4} of them judged to show people")
     for variant in ranked:
         mean10 = float(np.mean([r["p10"] for r in table if r["variant"] == variant]))
         mean20 = float(np.mean([r["p20"] for r in table if r["variant"] == variant]))
         print(f"{'mean':20} {variant:14} {mean10:5.2f} {mean20:5.2f}")
-    people_total = sum(judged.get(f, False) for f in photos)
     detector = {
         "photos_with_faces": len(with_faces),
         "of_them_judged_people": sum(judged.get(f, False) for f in with_faces),
@@ -159,6 +171,7 @@ def main() -> None:
         "pool": len(pool),
         "unjudged": len(unjudged),
         "queries": table,
+        "relevance floor": floors,
         "detector": detector,
         "people_by_source": dict(sources.most_common()),
         "seconds": round(time.perf_counter() - started, 1),

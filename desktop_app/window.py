@@ -74,8 +74,9 @@ def _sentence(message: str) -> str:
 
 
 def _matches(count: int, text: str) -> str:
-    """The status bar's line for a search's results. Every photo above the relevance cutoff is
-    listed, best first: most are not matches in any strict sense, so the line does not say so."""
+    """The status bar's line for a search's results. Every photo above the model's relevance
+    floor is listed, best first: many are not matches in any strict sense, so the line does not
+    say so."""
     like = _like_names(text)
     photos = f"photo{'s' if count != 1 else ''}"
     if count >= SEARCH_LIMIT:
@@ -283,7 +284,13 @@ class ProblemsDialog(QDialog):
 
 class PreferencesDialog(QDialog):
     def __init__(
-        self, parent: QWidget, settings: QSettings, current_model: str, default_cutoff: float, cutoff: float
+        self,
+        parent: QWidget,
+        settings: QSettings,
+        current_model: str,
+        default_cutoff: float,
+        cutoff: float,
+        reference: bool = False,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Preferences")
@@ -322,7 +329,11 @@ class PreferencesDialog(QDialog):
         self.cutoff.setDecimals(2)
         self.cutoff.setValue(cutoff)
         form.addRow("Relevance cutoff", self.cutoff)
-        form.addRow("", QLabel(f"Matches scoring below this are not shown (model default {default_cutoff:.2f})."))
+        note = f"Matches scoring below this are not shown (model default {default_cutoff:.2f})."
+        if reference:
+            # The model's floor for a description (docs/quality.md): only at the default.
+            note += "\nAt the default, photos that score barely above an unrelated photo are not shown either."
+        form.addRow("", QLabel(note))
         # Stronger pretrained models are offered, never downloaded unasked.
         self.download = QComboBox()
         have = {m.id for m in installed()}
@@ -886,13 +897,20 @@ class MainWindow(QMainWindow):
     def show_preferences(self) -> None:
         current = self.library.model_name or ""
         default_cutoff = 0.2
+        reference = False
         if self.library.model_loaded:
             # The bundle's id, as the model list names it (its label carries the version too).
             current = self.library.model.manifest.id
             default_cutoff = self.library.model.cutoff
+            reference = self.library.model.reference is not None
         chosen_cutoff = self._cutoff()
         dialog = PreferencesDialog(
-            self, self.settings, current, default_cutoff, default_cutoff if chosen_cutoff is None else chosen_cutoff
+            self,
+            self.settings,
+            current,
+            default_cutoff,
+            default_cutoff if chosen_cutoff is None else chosen_cutoff,
+            reference,
         )
         dialog.download_button.clicked.connect(lambda: self._pull(dialog.download.currentData(), dialog))
         dialog.import_button.clicked.connect(lambda: self._import_model(dialog))

@@ -1365,7 +1365,8 @@ class Library:
         if len(index) == 0:
             return SearchResults(text, [], "the library has no indexed photos yet")
         # The model's cutoff is calibrated on plain descriptions; one the caller gives applies to all.
-        threshold = cutoff if cutoff is not None else self.model.cutoff if query.is_plain else -1.0
+        floor = self.model.relevance_floor(vector) if query.is_plain else -1.0
+        threshold = cutoff if cutoff is not None else floor
         ids, scores = index.search(vector, limit * 2 + 8)
         hits = self._hits(ids, scores, threshold, limit, exclude_like=query.like)
         message = None

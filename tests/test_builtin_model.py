@@ -16,6 +16,7 @@ import pytest
 
 from engine import paths
 from engine.library import Library
+from engine.search.query import parse
 
 # query -> the sample photo it is about
 EXPECTED = {
@@ -61,6 +62,26 @@ def test_most_descriptions_find_their_photo_first(sample_library: Library) -> No
 def test_a_question_no_photo_answers_returns_nothing(sample_library: Library, query: str) -> None:
     results = sample_library.search(query)
     assert results.hits == [] and results.message == "no photo matches well enough"
+
+
+def test_a_description_shows_its_photo_and_not_the_whole_library(sample_library: Library) -> None:
+    """ConSE vectors share a large common part: with the cutoff alone, "a cat" listed nearly
+    every sample photo. Results must also beat the description's score with the reference
+    photo (the mean sample photo) by the model's lift."""
+    model = sample_library.model
+    assert model.reference is not None and model.manifest.search_setting("relevance_lift", 0) > 0
+    total = len(sample_library.photos(limit=1000))
+    shown = {}
+    for query, name in EXPECTED.items():
+        hits = sample_library.search(query, limit=total).hits
+        floor = model.relevance_floor(sample_library.query_vector(parse(query)))
+        assert floor > model.cutoff, query  # the reference sets the floor for these descriptions
+        assert name in [hit.photo.path.name for hit in hits], query
+        assert all(hit.score >= floor for hit in hits)
+        everything = sample_library.search(query, limit=total, cutoff=model.cutoff).hits
+        assert len(everything) > len(hits), query  # an explicit cutoff is the cutoff alone
+        shown[query] = len(hits)
+    assert sum(shown.values()) <= 0.25 * total * len(EXPECTED), shown
 
 
 FLOWERS = {"orange-flower-petals-close-up.jpg", "red-marigold-flower.jpg", "yellow-flower-close-up.jpg"}

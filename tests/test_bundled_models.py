@@ -72,6 +72,31 @@ def test_an_outdated_shipped_bundle_is_not_used(
         ensure_builtin()
 
 
+def test_a_bundle_of_an_earlier_build_is_built_again_or_used_where_no_build_can_run(
+    shipped: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from engine.models.builtin import build
+
+    user = make_tiny_bundle(paths.models_dir() / BUILTIN_ID, model_id=BUILTIN_ID, version=BUILTIN_VERSION, revision=1)
+    for path in [*shipped.iterdir(), shipped]:
+        path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    make_tiny_bundle(shipped, model_id=BUILTIN_ID, version=BUILTIN_VERSION, revision=1)
+    built: list[Path] = []
+
+    def fake_build(target: Path, config: object = None, progress: object = None) -> Path:
+        built.append(target)
+        return make_tiny_bundle(target, model_id=BUILTIN_ID, version=BUILTIN_VERSION)
+
+    monkeypatch.setattr(build, "build_bundle", fake_build)
+    assert ensure_builtin() == user and built == [user]  # same version, earlier build: built again
+    assert ensure_builtin() == user and built == [user]  # and then current
+    make_tiny_bundle(user, model_id=BUILTIN_ID, version=BUILTIN_VERSION, revision=1)
+    monkeypatch.setitem(sys.modules, "engine.models.builtin.build", None)
+    monkeypatch.delattr(sys.modules["engine.models.builtin"], "build", raising=False)
+    assert ensure_builtin() == user  # no build possible: the earlier build's bundle serves
+    assert "earlier build" in caplog.text
+
+
 def test_rebuild_builds_the_users_copy_again_and_replaces_it_only_when_done(
     shipped: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

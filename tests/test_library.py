@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from engine.errors import QueryError, RootError
+from engine.errors import ModelError, QueryError, RootError
 from engine.library import KEEP_REMOVED_SECONDS, Library
+from engine.models.manifest import write_manifest
 from tests.conftest import solid
 
 
@@ -325,3 +329,40 @@ def test_exact_re_ranking_reads_the_same_vectors_the_index_is_loaded_from(tmp_pa
         library.model.manifest.search["text_in_photo_weight"] = 0.0
         without = library._fetch_exact(np.asarray([red.content_id]))[0]
         assert float(without @ sign) < float(plain @ sign) - 0.05  # the text moved it
+
+
+def _with_reference(bundle: Path, folder: Path, reference: list[float], lift: float) -> Path:
+    """A copy of ``bundle`` whose manifest names a reference photo's vector."""
+    shutil.copytree(bundle, folder)
+    np.save(folder / "reference.npy", np.array(reference, dtype=np.float32))
+    data = json.loads((folder / "model.json").read_text())
+    data["files"]["reference.npy"] = {}
+    data["search"].update(reference="reference.npy", relevance_lift=lift)
+    write_manifest(folder, data)
+    return folder
+
+
+def test_a_description_must_beat_its_score_with_the_reference_photo(tmp_path, tiny_bundle, rgb_folder):
+    # The tiny model's red photo scores about 0.9 for "red", above its cutoff (0.5). A reference
+    # photo that is red, with a lift of 0.1, asks more of "red" than any photo scores; a blue
+    # one leaves the cutoff as the floor.
+    red = _with_reference(tiny_bundle, tmp_path / "red-ref", [1.0, 0.0, 0.0], 0.1)
+    blue = _with_reference(tiny_bundle, tmp_path / "blue-ref", [0.0, 0.0, 1.0], 0.1)
+    for bundle, shown in [(red, []), (blue, ["red.jpg"])]:
+        with Library(tmp_path / f"{bundle.name}.sqlite3", model=str(bundle), device="cpu") as library:
+            library.add_root(rgb_folder)
+            library.sync()
+            results = library.search("red")
+            assert [hit.photo.path.name for hit in results.hits] == shown
+            assert results.hits or results.message == "no photo matches well enough"
+            # A cutoff given explicitly (the window's preferences, --cutoff) is the cutoff alone.
+            assert library.search("red", cutoff=0.5).hits[0].photo.path.name == "red.jpg"
+
+
+def test_a_reference_that_is_not_one_vector_of_the_models_size_is_refused(tmp_path, tiny_bundle, rgb_folder):
+    bundle = _with_reference(tiny_bundle, tmp_path / "bad-ref", [1.0, 0.0], 0.1)
+    with Library(tmp_path / "lib.sqlite3", model=str(bundle), device="cpu") as library:
+        library.add_root(rgb_folder)
+        library.sync()
+        with pytest.raises(ModelError, match=r"reference\.npy is not one vector of 3"):
+            library.search("red")

@@ -15,6 +15,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from tokenizers import Tokenizer, models, pre_tokenizers
 
+from engine.models.builtin import BUILTIN_REVISION
 from engine.models.manifest import write_manifest
 
 WORDS = ["[PAD]", "[UNK]", "red", "green", "blue", "photo", "a", "of"]
@@ -72,8 +73,9 @@ def _tokenizer(path: Path) -> None:
     tok.save(str(path))
 
 
-def make_tiny_bundle(folder: Path, model_id: str = "tiny-rgb", version: str = "1") -> Path:
-    """Write the tiny bundle into ``folder`` and return it."""
+def make_tiny_bundle(folder: Path, model_id: str = "tiny-rgb", version: str = "1", revision: int | None = None) -> Path:
+    """Write the tiny bundle into ``folder`` and return it; ``revision`` is its build's (for one
+    that stands in for the built-in model; default: the current build's)."""
     folder.mkdir(parents=True, exist_ok=True)
     _image_graph(folder / "visual.onnx")
     _text_graph(folder / "textual.onnx")
@@ -114,6 +116,7 @@ def make_tiny_bundle(folder: Path, model_id: str = "tiny-rgb", version: str = "1
             },
             "captioner": {"type": "labels", "labels": "labels.json"},
             "search": {"cutoff": 0.5},
+            "build": {"revision": BUILTIN_REVISION if revision is None else revision},
         },
     )
     return folder

@@ -24,7 +24,8 @@ Layout of ``model.json`` (format 1)::
       "captioner": {"type": "labels" | "encoder-decoder", ...} | {"bundle": "<captioner bundle id>"},
       "languages": ["en"],
       "search": {"cutoff": 0.3, "negative_weight": 0.5, "text_in_photo_weight": 0.6,
-                 "people_in_photo_weight": 0.5},
+                 "people_in_photo_weight": 0.5, "reference": "reference.npy",
+                 "relevance_lift": 0.05},
       "metrics": {...}
     }
 
@@ -39,6 +40,12 @@ photos are compared by their embeddings.
 ``search.text_in_photo_weight`` and ``search.people_in_photo_weight`` (default 0: off) mix into
 each photo's vector the text vector of what was read in it and of a sentence about the people
 whose faces were found ("a photo of a person"), for a model that does not see these itself.
+
+``search.reference`` (optional) names a file holding one vector, a reference photo (the built-in
+model's: the mean of its sample photos' embeddings). A description's results then score at
+least ``search.relevance_lift`` above the description's score with it, as well as
+``search.cutoff``: for a model whose vectors share a large common part, an unrelated photo
+scores close to the reference, whatever the description.
 """
 
 from __future__ import annotations
@@ -233,6 +240,7 @@ def _parse(root: Path, data: dict[str, Any]) -> Manifest:
         raise ModelError(f"{root}: a captioner bundle needs a captioner section with a type")
     used = [g.file for g in (image, text) if g] + ([text.tokenizer] if text else [])
     used += [image.cpu_file] if image and image.cpu_file else []
+    used += [str(manifest.search["reference"])] if "reference" in manifest.search else []
     for graph_file in used:
         if graph_file not in manifest.files:
             raise ModelError(f"{root}: {graph_file} is used but not listed under files")

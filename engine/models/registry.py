@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import shutil
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+
+import numpy as np
 
 from engine import paths
 from engine.errors import ModelError, ModelNotFoundError
@@ -75,6 +78,29 @@ class LoadedModel:
     @property
     def cutoff(self) -> float:
         return self.manifest.search_setting("cutoff", 0.2)
+
+    @cached_property
+    def reference(self) -> np.ndarray | None:
+        """The reference photo's vector (``search.reference``), or None."""
+        name = self.manifest.search.get("reference")
+        if name is None:
+            return None
+        try:
+            vector = np.load(self.manifest.path(str(name)), allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"model {self.manifest.id}: cannot read {name}: {exc}") from exc
+        if vector.shape != (self.manifest.embedding_size,):
+            raise ModelError(f"model {self.manifest.id}: {name} is not one vector of {self.manifest.embedding_size}")
+        return vector.astype(np.float32)
+
+    def relevance_floor(self, query: np.ndarray) -> float:
+        """The least score a result of the description ``query`` (a unit vector) must reach:
+        the model's cutoff and, where the model has a reference photo, its score with that
+        photo plus the lift (docs/quality.md, "The relevance cutoff")."""
+        if self.reference is None:
+            return self.cutoff
+        lift = self.manifest.search_setting("relevance_lift", 0.0)
+        return max(self.cutoff, float(query @ self.reference) + lift)
 
 
 def load_captioner_bundle(name: str, sessions: SessionFactory, models_root: Path | None = None) -> Captioner:

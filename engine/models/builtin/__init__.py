@@ -18,6 +18,7 @@ when the user data directory has no current one.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,22 +36,31 @@ BUILTIN_ID = "photoseek-builtin"
 #: photo mix a sentence about people into its vector (``people_in_photo_weight``); the image
 #: graph is 1.4.0's.
 BUILTIN_VERSION = "1.5.0"
+#: Builds of one version give the same vectors; a later revision adds what search needs beside
+#: them, so a bundle of an earlier revision is built again (no photo is embedded again) where
+#: the build can run, and used as it is where it cannot. 2: the reference photo's vector, which
+#: the relevance cutoff of a description is set from (``search.reference``).
+BUILTIN_REVISION = 2
 
 Progress = Callable[[str, float], None]
+log = logging.getLogger(__name__)
 
 
 def builtin_dir(models_root: Path | None = None) -> Path:
     return (models_root or paths.models_dir()) / BUILTIN_ID
 
 
-def _is_current(folder: Path) -> bool:
-    """Whether ``folder`` holds a readable built-in bundle of this version."""
+def _is_current(folder: Path, revision: int = BUILTIN_REVISION) -> bool:
+    """Whether ``folder`` holds a readable built-in bundle of this version, built by a build of
+    at least ``revision``."""
     if not (folder / MANIFEST_NAME).exists():
         return False
     try:
-        return load_manifest(folder).version == BUILTIN_VERSION
+        manifest = load_manifest(folder)
     except ModelError:
         return False  # a broken or partial bundle is rebuilt (or skipped)
+    built = manifest.raw.get("build", {}).get("revision", 1)
+    return manifest.version == BUILTIN_VERSION and isinstance(built, int) and built >= revision
 
 
 def ensure_builtin(models_root: Path | None = None, progress: Progress | None = None, *, rebuild: bool = False) -> Path:
@@ -71,6 +81,11 @@ def ensure_builtin(models_root: Path | None = None, progress: Progress | None = 
     try:
         from engine.models.builtin import build
     except ImportError as exc:  # torch or the packaged weights are not installed
+        for folder in (target, shipped):
+            if _is_current(folder, revision=1) and not rebuild:
+                # Same vectors, without what a later build adds: better than no model.
+                log.warning("using %s from an earlier build (building a new one needs torch)", folder)
+                return folder
         raise ModelError(
             "the built-in model has not been built yet and building it needs the 'builtin' extra "
             f"(pip install 'photoseek[builtin]'): {exc}"

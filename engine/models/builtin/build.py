@@ -24,7 +24,7 @@ from torch import nn
 
 from engine import paths
 from engine.errors import ModelError
-from engine.models.builtin import BUILTIN_ID, BUILTIN_VERSION, Progress
+from engine.models.builtin import BUILTIN_ID, BUILTIN_REVISION, BUILTIN_VERSION, Progress
 from engine.models.builtin.concepts import COLOURS, ImageNetClass, load_classes
 from engine.models.manifest import staged_bundle, write_manifest
 from engine.models.runtime import exact_int8
@@ -63,6 +63,12 @@ class BuiltinConfig:
     #: added like the text: ImageNet has no person class (docs/builtin-model.md).
     people_in_photo_weight: float = 0.5
     cutoff: float = 0.2  # search results below this cosine are not shown
+    #: A description's results must also score this much above its score with the reference
+    #: photo (the mean vector of the bundled sample photos): every ConSE vector shares a large
+    #: common part, so an unrelated photo scores close to the reference and the plain cutoff
+    #: alone showed 0.89 of a 1,019-photo library for a typical query. Chosen on the dev split
+    #: (docs/quality.md, "The relevance cutoff").
+    relevance_lift: float = 0.05
     prompt: str = "a photo of {}."
     #: More phrasings of every class name, averaged with ``prompt`` (CLIP's prompt ensembles).
     extra_prompts: tuple[str, ...] = ()
@@ -315,6 +321,19 @@ def _export(model: nn.Module, size: int, path: Path) -> float:
     return diff
 
 
+#: The reference photo's vector, in the bundle (``search.reference`` in model.json).
+REFERENCE = "reference.npy"
+
+
+def reference_vector(model: nn.Module, pixels: np.ndarray) -> np.ndarray:
+    """The mean of the sample photos' unit embeddings (itself not normalised): the vector an unrelated
+    photo scores close to, which a description's results must beat by ``relevance_lift``."""
+    with torch.no_grad():
+        embeddings = torch.cat([model(torch.from_numpy(pixels[i : i + 16]))[0] for i in range(0, len(pixels), 16)])
+    # As the app stores them: unit vectors (the graph's output is not normalised).
+    return torch.nn.functional.normalize(embeddings, dim=1).mean(dim=0).numpy().astype(np.float32)
+
+
 def calibration_pixels(spec: dict[str, object], folder: Path | None = None) -> np.ndarray:
     """The bundled sample photos, decoded as the indexer decodes them and preprocessed as the
     image graph expects: the activations that set the 8-bit graph's ranges."""
@@ -521,11 +540,11 @@ def build_bundle(target: Path, config: BuiltinConfig | None = None, progress: Pr
     }
     with staged_bundle(target) as staging:
         diff = _export(model, size, staging / "visual.onnx")
+        samples = calibration_pixels(preprocess)
+        np.save(staging / REFERENCE, reference_vector(model, samples))
         report("making the 8-bit image graph for the CPU", 0.7)
         try:
-            int8_cosine: float | None = _quantize(
-                staging / "visual.onnx", staging / "visual-int8.onnx", calibration_pixels(preprocess)
-            )
+            int8_cosine: float | None = _quantize(staging / "visual.onnx", staging / "visual-int8.onnx", samples)
         except Exception as exc:  # the quantizer's own errors vary by ONNX Runtime version
             # The float graph runs everywhere: a model without the faster copy beats no model.
             log.warning("no 8-bit image graph (%s); the CPU will run the float one", exc)
@@ -569,6 +588,7 @@ def build_bundle(target: Path, config: BuiltinConfig | None = None, progress: Pr
                     "textual.onnx": {},
                     "tokenizer.json": {},
                     "labels.json": {},
+                    REFERENCE: {},
                 },
                 "image": {
                     "file": "visual.onnx",
@@ -595,6 +615,8 @@ def build_bundle(target: Path, config: BuiltinConfig | None = None, progress: Pr
                 "captioner": {"type": "labels", "labels": "labels.json"},
                 "search": {
                     "cutoff": config.cutoff,
+                    "reference": REFERENCE,
+                    "relevance_lift": config.relevance_lift,
                     "text_in_photo_weight": config.text_in_photo_weight,
                     "people_in_photo_weight": config.people_in_photo_weight,
                 },
@@ -605,6 +627,7 @@ def build_bundle(target: Path, config: BuiltinConfig | None = None, progress: Pr
                     "text_graph": "packaged" if text_cosine is None else "fused",
                     "text_fused_min_cosine": None if text_cosine is None else round(text_cosine, 6),
                     "bytes_shared_by_the_image_graphs": shared,
+                    "revision": BUILTIN_REVISION,
                     "seconds": 0.0,
                 },
             },
