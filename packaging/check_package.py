@@ -250,7 +250,17 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.closing(sqlite3.connect(library)) as conn:
                 texts = [row[0] for row in conn.execute("SELECT text FROM photo_text WHERE text != ''")]
         check(bool(texts), "text reading (OCR) finds words in the sample photos", "; ".join(texts)[:80])
-        for query, expected in (("a motorcycle", "red-motorcycle-in-garage"), ("a cup of coffee", "coffee-cup")):
+        # The face detector (its weights and OpenCV) ran in the package: three sample portraits.
+        faces = 0
+        if library.is_file():
+            with contextlib.closing(sqlite3.connect(library)) as conn:
+                faces = sum(n for (n,) in conn.execute("SELECT faces FROM photo_faces"))
+        check(faces >= 3, "the face detector finds the faces in the sample portraits", f"{faces} faces")
+        for query, expected in (
+            ("a motorcycle", "red-motorcycle-in-garage"),
+            ("a cup of coffee", "coffee-cup"),
+            ("a person", "astronaut-eileen-collins"),
+        ):
             secs, out, err, rc = box.run("photoseek", ["search", query, "--json", "--limit", "3"], env)
             hits = [json.loads(line)["path"] for line in out.splitlines() if line.startswith("{")]
             check(

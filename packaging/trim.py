@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
-SHT_SYMTAB, SHT_DYNAMIC, SHT_DYNSYM, SHT_GNU_VERSYM, DT_NEEDED = 2, 6, 11, 0x6FFFFFFF, 1
-STB_LOCAL, SHN_UNDEF, VERSYM_HIDDEN = 0, 0, 0x8000
+SHT_SYMTAB, SHT_DYNAMIC, SHT_DYNSYM, SHT_GNU_VERSYM, SHT_GNU_VERDEF, DT_NEEDED = 2, 6, 11, 0x6FFFFFFF, 0x6FFFFFFD, 1
+STB_LOCAL, SHN_UNDEF, VERSYM_HIDDEN, STT_FUNC, STT_GNU_IFUNC, VER_FLG_BASE = 0, 0, 0x8000, 2, 10, 1
 T = TypeVar("T")
 Sections = list[tuple[int, int, int, int]]  # (type, offset, size, link) of each section header
 
@@ -105,6 +105,47 @@ def dynamic_symbols(path: str | os.PathLike[str]) -> tuple[set[str], set[str]] |
                 elif versions is None or not struct.unpack_from("<H", m, versions + 2 * index)[0] & VERSYM_HIDDEN:
                     defined.add(_cstring(m, strtab + name))
         return defined, undefined
+
+    return _read_elf(path, read)
+
+
+class Export(NamedTuple):
+    function: bool  # a function (or an indirect one), not data
+    version: str | None  # the version it is defined in (None: unversioned or the library's base)
+
+
+def exports(path: str | os.PathLike[str]) -> dict[str, Export] | None:
+    """What an ELF file exports (as ``dynamic_symbols``), with each name's kind and version; None
+    when the file is not ELF. ValueError as for ``elf_info``."""
+
+    def read(m: mmap.mmap, size: int, sections: Sections) -> dict[str, Export]:
+        names: dict[int, str] = {}  # version index -> name, from the version definitions
+        for kind, offset, length, link in sections:
+            if kind != SHT_GNU_VERDEF or link >= len(sections):
+                continue
+            strtab, at = sections[link][1], offset
+            while offset <= at < min(offset + length, size) - 19:
+                _v, flags, index, _count, _hash, aux, following = struct.unpack_from("<HHHHIII", m, at)
+                if not flags & VER_FLG_BASE:
+                    names[index] = _cstring(m, strtab + struct.unpack_from("<I", m, at + aux)[0])
+                if not following:
+                    break
+                at += following
+        out: dict[str, Export] = {}
+        versions = next((offset for kind, offset, _length, _link in sections if kind == SHT_GNU_VERSYM), None)
+        for kind, offset, length, link in sections:
+            if kind != SHT_DYNSYM or link >= len(sections):
+                continue
+            strtab = sections[link][1]
+            for index in range(1, min(length, size - offset) // 24):
+                name, info, _other, shndx = struct.unpack_from("<IBBH", m, offset + index * 24)
+                if not name or info >> 4 == STB_LOCAL or shndx == SHN_UNDEF:
+                    continue
+                version = struct.unpack_from("<H", m, versions + 2 * index)[0] if versions is not None else 0
+                if not version & VERSYM_HIDDEN:
+                    function = info & 0xF in (STT_FUNC, STT_GNU_IFUNC)
+                    out[_cstring(m, strtab + name)] = Export(function, names.get(version & 0x7FFF))
+        return out
 
     return _read_elf(path, read)
 
@@ -247,3 +288,129 @@ def stub_x265(
     toc = [(dest, src if kind == "SYMLINK" else replace.get(src, src), kind) for dest, src, kind in binaries]
     saved = sum(os.path.getsize(src) - os.path.getsize(new) for src, new in replace.items())
     return toc, f"x265 replaced by a stand-in that cannot encode ({saved / 1e6:.1f} MB less)"
+
+
+#: OpenCV's video input and output (FFmpeg) and its AVIF image codec. OpenCV is in the package for
+#: RapidOCR, which, like the face detector, hands it decoded pixels only (Pillow reads every photo);
+#: nothing in Photoseek opens a video or an image file with OpenCV. cv2 links to these libraries at
+#: load time all the same (about 41 MB with the codecs, TLS and DRM libraries only they link to).
+OPENCV_UNUSED = ("libavcodec*.so*", "libavformat*.so*", "libavutil*.so*", "libswscale*.so*", "libavif*.so*")
+_STANDIN_C = """\
+// Stand-in for %s: the package never calls it (packaging/trim.py, stand_in). Should it ever be
+// called, the program stops with a message rather than carrying on without it.
+#include <stdio.h>
+#include <stdlib.h>
+
+static void missing(const char *name) {
+    fprintf(stderr, "photoseek: %%s of %s was left out of this package\\n", name);
+    abort();
+}
+%s"""
+
+
+def _names(binaries: list[tuple[str, str, str]]) -> dict[str, str]:
+    """File name -> source of every library in the TOC, links included (named by the link)."""
+    by_dest = {dest: src for dest, src, kind in binaries if kind != "SYMLINK"}
+    by_name = {Path(dest).name: src for dest, src in by_dest.items()}
+    by_name.update(
+        {Path(dest).name: by_dest[src] for dest, src, kind in binaries if kind == "SYMLINK" and src in by_dest}
+    )
+    return by_name
+
+
+def stand_in(
+    binaries: list[tuple[str, str, str]], work: str | os.PathLike[str], patterns: Iterable[str]
+) -> tuple[list[tuple[str, str, str]], str]:
+    """Put stand-ins built in ``work`` in the place of the libraries that match ``patterns`` (by
+    file name) in PyInstaller's binaries TOC, and leave out what only those libraries linked to.
+
+    A stand-in has the library's name and exports, in the same symbol version, what the other
+    libraries linking to it take from it (less what the other libraries they link to export), as
+    functions that stop the program with a message: enough to load, for code that never calls
+    them. All or
+    nothing: every match is replaced only when each is used for functions alone, in at most one
+    symbol version, a C compiler is there and each stand-in built exports all it must; otherwise
+    the TOC is returned as it was. Returns the TOC and a line saying what was done."""
+    patterns = list(patterns)
+    by_name = _names(binaries)
+    targets = {src: name for name, src in sorted(by_name.items()) if _matches(name, patterns)}
+    if not targets:
+        return binaries, "nothing to stand in for"
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if not compiler:
+        return binaries, "kept: no C compiler (cc) to build stand-ins"
+    replace: dict[str, str] = {}
+    try:
+        needs = {src: (elf_info(src) or ElfInfo([], False)).needed for src in set(by_name.values())}
+
+        def linked(lib: str) -> set[str]:
+            """Every library in the TOC that ``lib`` links to, directly or not."""
+            seen: set[str] = set()
+            todo = [lib]
+            while todo:
+                for dep in (by_name.get(name) for name in needs[todo.pop()]):
+                    if dep and dep not in seen:
+                        seen.add(dep)
+                        todo.append(dep)
+            return seen
+
+        folder = Path(work)
+        folder.mkdir(parents=True, exist_ok=True)
+        for src, name in targets.items():
+            exported = exports(src) or {}
+            users = [lib for lib, needed in needs.items() if name in needed and lib not in targets]
+            wanted: set[str] = set()
+            for lib in users:
+                elsewhere = set().union(*(_symbols(dep)[0] for dep in linked(lib) - {src} - set(targets)))
+                wanted |= (_symbols(lib)[1] & exported.keys()) - elsewhere
+            data = sorted(sym for sym in wanted if not exported[sym].function)
+            if data:
+                return binaries, f"kept: {name} is used for data ({', '.join(data[:3])})"
+            versions = {exported[sym].version for sym in wanted}
+            if len(versions) > 1:
+                return binaries, f"kept: {name} is used in more than one symbol version"
+            source, target = folder / f"{name}.c", folder / name
+            source.write_text(
+                _STANDIN_C
+                % (
+                    name,
+                    name,
+                    "".join(f'void *{sym}(void) {{ missing("{sym}"); return 0; }}\n' for sym in sorted(wanted)),
+                )
+            )
+            command = [compiler, "-shared", "-fPIC", "-O2", "-s", f"-Wl,-soname,{name}", "-o", str(target), str(source)]
+            version = next(iter(versions), None)
+            if version:
+                script = folder / f"{name}.map"
+                script.write_text(
+                    f"{version} {{\n  global: {' '.join(f'{sym};' for sym in sorted(wanted))}\n  local: *;\n}};\n"
+                )
+                command.insert(1, f"-Wl,--version-script={script}")
+            proc = subprocess.run(command, capture_output=True, text=True)
+            built = exports(target) if proc.returncode == 0 else None
+            if built is None or any(sym not in built or built[sym].version != version for sym in wanted):
+                why = proc.stderr.strip()[-300:] or "it does not export all it must"
+                return binaries, f"kept: building the stand-in for {name} failed: {why}"
+            replace[src] = str(target)
+        # What only the replaced libraries linked to goes too (never a library of another use).
+        before = set().union(*(linked(src) for src in targets)) - set(targets)
+        gone: set[str] = set()
+        while True:
+            live = [src for src in set(by_name.values()) - gone - set(targets)]
+            needed = {name for src in live for name in needs[src]}
+            orphans = {src for src in before - gone if not any(by_name.get(n) == src for n in needed)}
+            if not orphans:
+                break
+            gone |= orphans
+    except ValueError as exc:
+        return binaries, f"kept: {exc}"
+    dropped = {dest for dest, src, kind in binaries if kind != "SYMLINK" and src in gone}
+    toc = [
+        (dest, src if kind == "SYMLINK" else replace.get(src, src), kind)
+        for dest, src, kind in binaries
+        if dest not in dropped and not (kind == "SYMLINK" and src in dropped)
+    ]
+    saved = sum(os.path.getsize(s) - os.path.getsize(t) for s, t in replace.items()) + sum(map(os.path.getsize, gone))
+    standins = ", ".join(sorted(targets.values()))
+    names = ", ".join(sorted(Path(s).name for s in gone)) or "nothing"
+    return toc, f"stand-ins for {standins}; left out: {names}; {saved / 1e6:.1f} MB less"

@@ -208,3 +208,71 @@ def test_stub_x265_keeps_x265_when_more_of_it_is_used(tmp_path: Path):
     unused = [("libx265-fake.so.217", str(x265), "BINARY")]
     assert trim.stub_x265(unused, tmp_path / "work") == (unused, "x265 kept: nothing links to libx265-fake.so.217")
     assert trim.stub_x265(binaries[1:], tmp_path / "work") == (binaries[1:], "no x265 in the package")
+
+
+def _fake_video(tmp_path: Path) -> list[tuple[str, str, str]]:
+    """A TOC like OpenCV's: a user linked to a video library (one symbol version, a data symbol),
+    which links to a codec only it uses; both link to a library the user needs itself."""
+    _cc(tmp_path, "libshared.so.1", "int shared(void) { return 7; }\n")
+    _cc(tmp_path, "libcodec.so.3", "int codec(void) { return 3; }\n")
+    (tmp_path / "vid.map").write_text("VID_62 { global: vid_open; vid_close; vid_flags; local: *; };\n")
+    _cc(
+        tmp_path,
+        "libvid.so.62",
+        "int codec(void); int shared(void);\nint vid_flags = 1;\n"
+        "int vid_open(void) { return codec() + shared(); }\nvoid vid_close(void) {}\n",
+        f"-Wl,--version-script={tmp_path / 'vid.map'}",
+        "-l:libcodec.so.3",
+        "-l:libshared.so.1",
+    )
+    _cc(
+        tmp_path,
+        "user.so",
+        "int vid_open(void); int shared(void);\n"
+        "int add(void) { return shared(); }\nint play(void) { return vid_open(); }\n",
+        "-l:libvid.so.62",
+        "-l:libshared.so.1",
+    )
+    return [
+        (f"libs/{name}", str(tmp_path / name), "BINARY")
+        for name in ("user.so", "libvid.so.62", "libcodec.so.3", "libshared.so.1")
+    ]
+
+
+def _call(library: Path, function: str) -> subprocess.CompletedProcess[str]:
+    code = "import ctypes, os, sys; print(getattr(ctypes.CDLL(sys.argv[1], mode=os.RTLD_NOW), sys.argv[2])())"
+    return subprocess.run([sys.executable, "-c", code, str(library), function], capture_output=True, text=True)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF is the Linux format")
+def test_stand_in_replaces_a_library_used_for_functions_and_leaves_out_what_only_it_needs(tmp_path: Path):
+    binaries = _fake_video(tmp_path)
+    assert _call(tmp_path / "user.so", "play").stdout.strip() == "10"
+    toc, note = trim.stand_in(binaries, tmp_path / "work", ["libvid*.so*"])
+    standin = tmp_path / "work" / "libvid.so.62"
+    assert note.startswith("stand-ins for libvid.so.62; left out: libcodec.so.3; "), note
+    assert toc == [binaries[0], ("libs/libvid.so.62", str(standin), "BINARY"), binaries[3]]
+    exported = trim.exports(standin)
+    assert exported["vid_open"] == trim.Export(True, "VID_62") and "vid_close" not in exported
+    assert "libcodec.so.3" not in trim.elf_info(standin).needed
+    packaged = tmp_path / "packaged"
+    packaged.mkdir()
+    for _dest, src, _kind in toc:
+        shutil.copy2(src, packaged / Path(src).name)
+    # The user loads beside the stand-in, binding every symbol at once (its version too), and
+    # works as long as it does not call the library; a call stops it with a message.
+    assert _call(packaged / "user.so", "add").stdout.strip() == "7"
+    stopped = _call(packaged / "user.so", "play")
+    assert stopped.returncode != 0 and "vid_open of libvid.so.62 was left out of this package" in stopped.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF is the Linux format")
+def test_stand_in_keeps_everything_when_a_library_is_used_for_data(tmp_path: Path):
+    binaries = _fake_video(tmp_path)
+    _cc(tmp_path, "reader.so", "extern int vid_flags;\nint flags(void) { return vid_flags; }\n", "-l:libvid.so.62")
+    binaries.append(("libs/reader.so", str(tmp_path / "reader.so"), "BINARY"))
+    assert trim.stand_in(binaries, tmp_path / "work", ["libvid*.so*"]) == (
+        binaries,
+        "kept: libvid.so.62 is used for data (vid_flags)",
+    )
+    assert trim.stand_in(binaries, tmp_path / "work", ["libnone*"]) == (binaries, "nothing to stand in for")
