@@ -40,6 +40,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "packaging"))
@@ -130,34 +131,45 @@ def gui_first_paint(box: Sandbox, name: str, x11: bool = False) -> tuple[float |
     return seen, "".join(lines)
 
 
-def heic_photo(box: Sandbox, folder: Path, samples: Path) -> None:
+def _write_heic(image: Any, path: Path) -> None:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    image.save(path, quality=80)
+
+
+def _write_avif(image: Any, path: Path) -> None:
+    image.save(path, "AVIF", quality=80)
+
+
+def photo_format(box: Sandbox, folder: Path, samples: Path, kind: str) -> None:
     """The packaged ``photoseek`` reads a HEIC photo (libheif with libde265; the package's x265 is
-    a stand-in that cannot encode): the coffee-cup sample written as HEIC here, beside a JPEG of
+    a stand-in that cannot encode) and an AVIF one (Pillow's libavif; OpenCV's libavif in the
+    package is a stand-in): the coffee-cup sample written in that format here, beside a JPEG of
     something else, is indexed and found for "a cup of coffee"."""
+    name = f"coffee-cup.{kind.lower()}"
     try:
-        import pillow_heif
         from PIL import Image
 
-        pillow_heif.register_heif_opener()
         folder.mkdir(parents=True)
         with Image.open(samples / "coffee-cup-on-saucer.jpg") as image:
-            image.save(folder / "coffee-cup.heic", quality=80)
-    except Exception as exc:  # no pillow-heif, or no HEVC encoder in this one: nothing to test with
-        print(f"info  no HEIC photo tried (could not write one here: {exc})")
+            {"HEIC": _write_heic, "AVIF": _write_avif}[kind](image, folder / name)
+    except Exception as exc:  # no pillow-heif, or no encoder for it here: nothing to test with
+        print(f"info  no {kind} photo tried (could not write one here: {exc})")
         return
     shutil.copy2(samples / "red-motorcycle-in-garage.jpg", folder)
-    env = box.env("cli-heic")
+    env = box.env(f"cli-{kind.lower()}")
     _secs, _out, err, rc = box.run("photoseek", ["index", "--no-text", str(folder)], env)
     states = []
     library = Path(env["PHOTOSEEK_DATA_DIR"]) / "library.sqlite3"
     if library.is_file():
         with contextlib.closing(sqlite3.connect(library)) as conn:
-            states = conn.execute("SELECT state, error FROM photos WHERE rel_path = 'coffee-cup.heic'").fetchall()
+            states = conn.execute("SELECT state, error FROM photos WHERE rel_path = ?", (name,)).fetchall()
     detail = str(states) if rc == 0 else err[-300:]
-    check(rc == 0 and states == [("indexed", None)], "packaged photoseek reads a HEIC photo", detail)
+    check(rc == 0 and states == [("indexed", None)], f"packaged photoseek reads a photo in {kind}", detail)
     _secs, out, _err, rc = box.run("photoseek", ["search", "a cup of coffee", "--json", "--limit", "1"], env)
     hits = [Path(json.loads(line)["path"]).name for line in out.splitlines() if line.startswith("{")]
-    check(rc == 0 and hits == ["coffee-cup.heic"], "search 'a cup of coffee' finds the HEIC photo", ", ".join(hits))
+    check(rc == 0 and hits == [name], f"search 'a cup of coffee' finds the photo in {kind}", ", ".join(hits))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"search {query!r} finds {expected}",
                 ", ".join(Path(h).name for h in hits),
             )
-        heic_photo(box, base / "heic-photos", samples)
+        for kind in ("HEIC", "AVIF"):
+            photo_format(box, base / f"{kind.lower()}-photos", samples, kind)
         secs, out, err, rc = box.run("photoseek", ["models", "list"], env)
         check(rc == 0 and "photoseek-builtin" in out, "models list shows the built-in model")
         user_models = Path(env["PHOTOSEEK_DATA_DIR"]) / "models"

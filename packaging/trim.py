@@ -294,7 +294,11 @@ def stub_x265(
 #: RapidOCR, which, like the face detector, hands it decoded pixels only (Pillow reads every photo);
 #: nothing in Photoseek opens a video or an image file with OpenCV. cv2 links to these libraries at
 #: load time all the same (about 41 MB with the codecs, TLS and DRM libraries only they link to).
-OPENCV_UNUSED = ("libavcodec*.so*", "libavformat*.so*", "libavutil*.so*", "libswscale*.so*", "libavif*.so*")
+#: Destinations in the package, so that the same libraries of other packages (Pillow's libavif, which
+#: decodes AVIF photos) are never touched.
+OPENCV_UNUSED = tuple(
+    f"opencv_python*.libs/{name}*.so*" for name in ("libavcodec", "libavformat", "libavutil", "libswscale", "libavif")
+)
 _STANDIN_C = """\
 // Stand-in for %s: the package never calls it (packaging/trim.py, stand_in). Should it ever be
 // called, the program stops with a message rather than carrying on without it.
@@ -321,8 +325,8 @@ def _names(binaries: list[tuple[str, str, str]]) -> dict[str, str]:
 def stand_in(
     binaries: list[tuple[str, str, str]], work: str | os.PathLike[str], patterns: Iterable[str]
 ) -> tuple[list[tuple[str, str, str]], str]:
-    """Put stand-ins built in ``work`` in the place of the libraries that match ``patterns`` (by
-    file name) in PyInstaller's binaries TOC, and leave out what only those libraries linked to.
+    """Put stand-ins built in ``work`` in the place of the libraries whose destinations match
+    ``patterns`` in PyInstaller's binaries TOC, and leave out what only those libraries linked to.
 
     A stand-in has the library's name and exports, in the same symbol version, what the other
     libraries linking to it take from it (less what the other libraries they link to export), as
@@ -333,7 +337,7 @@ def stand_in(
     the TOC is returned as it was. Returns the TOC and a line saying what was done."""
     patterns = list(patterns)
     by_name = _names(binaries)
-    targets = {src: name for name, src in sorted(by_name.items()) if _matches(name, patterns)}
+    targets = {src: Path(dest).name for dest, src, kind in binaries if kind != "SYMLINK" and _matches(dest, patterns)}
     if not targets:
         return binaries, "nothing to stand in for"
     compiler = shutil.which("cc") or shutil.which("gcc")

@@ -248,7 +248,7 @@ def _call(library: Path, function: str) -> subprocess.CompletedProcess[str]:
 def test_stand_in_replaces_a_library_used_for_functions_and_leaves_out_what_only_it_needs(tmp_path: Path):
     binaries = _fake_video(tmp_path)
     assert _call(tmp_path / "user.so", "play").stdout.strip() == "10"
-    toc, note = trim.stand_in(binaries, tmp_path / "work", ["libvid*.so*"])
+    toc, note = trim.stand_in(binaries, tmp_path / "work", ["libs/libvid*.so*"])
     standin = tmp_path / "work" / "libvid.so.62"
     assert note.startswith("stand-ins for libvid.so.62; left out: libcodec.so.3; "), note
     assert toc == [binaries[0], ("libs/libvid.so.62", str(standin), "BINARY"), binaries[3]]
@@ -271,8 +271,9 @@ def test_stand_in_keeps_everything_when_a_library_is_used_for_data(tmp_path: Pat
     binaries = _fake_video(tmp_path)
     _cc(tmp_path, "reader.so", "extern int vid_flags;\nint flags(void) { return vid_flags; }\n", "-l:libvid.so.62")
     binaries.append(("libs/reader.so", str(tmp_path / "reader.so"), "BINARY"))
-    assert trim.stand_in(binaries, tmp_path / "work", ["libvid*.so*"]) == (
+    assert trim.stand_in(binaries, tmp_path / "work", ["libs/libvid*.so*"]) == (
         binaries,
         "kept: libvid.so.62 is used for data (vid_flags)",
     )
-    assert trim.stand_in(binaries, tmp_path / "work", ["libnone*"]) == (binaries, "nothing to stand in for")
+    # Patterns name destinations: the same library in another folder is never touched.
+    assert trim.stand_in(binaries, tmp_path / "work", ["other.libs/libvid*"]) == (binaries, "nothing to stand in for")
