@@ -221,6 +221,29 @@ def _symbols(path: str | os.PathLike[str]) -> tuple[set[str], set[str]]:
     return dynamic_symbols(path) or (set(), set())
 
 
+def _names(binaries: list[tuple[str, str, str]]) -> dict[str, str]:
+    """File name -> source of every library in the TOC, links included (named by the link)."""
+    by_dest = {dest: src for dest, src, kind in binaries if kind != "SYMLINK"}
+    by_name = {Path(dest).name: src for dest, src in by_dest.items()}
+    by_name.update(
+        {Path(dest).name: by_dest[src] for dest, src, kind in binaries if kind == "SYMLINK" and src in by_dest}
+    )
+    return by_name
+
+
+def _linked(lib: str, needs: dict[str, list[str]], by_name: dict[str, str], skip: Iterable[str] = ()) -> set[str]:
+    """Every library in the TOC (``by_name``, see ``_names``) that ``lib`` links to, directly or not
+    (``needs``: each library's DT_NEEDED names), except ``skip`` and what only they link to."""
+    seen: set[str] = set(skip)
+    todo = [lib]
+    while todo:
+        for dep in (by_name.get(name) for name in needs[todo.pop()]):
+            if dep and dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen - set(skip)
+
+
 def stub_x265(
     binaries: list[tuple[str, str, str]], work: str | os.PathLike[str]
 ) -> tuple[list[tuple[str, str, str]], str]:
@@ -230,11 +253,7 @@ def stub_x265(
     ``X265_STANDIN_SYMBOLS`` matches and what the other libraries they link to (in the TOC) also
     export, a C++ compiler is there, and the stand-in it built exports all of it; otherwise x265
     stays. Returns the TOC and a line saying what was done."""
-    by_name: dict[str, str] = {Path(dest).name: src for dest, src, kind in binaries if kind != "SYMLINK"}
-    by_dest = {dest: src for dest, src, kind in binaries if kind != "SYMLINK"}
-    by_name.update(
-        {Path(dest).name: by_dest[src] for dest, src, kind in binaries if kind == "SYMLINK" and src in by_dest}
-    )
+    by_name = _names(binaries)
     found = sorted({src for name, src in by_name.items() if fnmatch.fnmatch(name, "libx265*.so*")})
     if not found:
         return binaries, "no x265 in the package"
@@ -245,18 +264,6 @@ def stub_x265(
     try:
         needs = {src: (elf_info(src) or ElfInfo([], False)).needed for src in set(by_name.values())}
 
-        def linked(lib: str, skip: str) -> set[str]:
-            """Every library in the TOC that ``lib`` links to, directly or not, except ``skip``."""
-            seen: set[str] = set()
-            todo = [lib]
-            while todo:
-                for name in needs[todo.pop()]:
-                    dep = by_name.get(name)
-                    if dep and dep != skip and dep not in seen:
-                        seen.add(dep)
-                        todo.append(dep)
-            return seen
-
         for src in found:
             name = next(n for n, s in by_name.items() if s == src and fnmatch.fnmatch(n, "libx265*.so*"))
             exported = _symbols(src)[0]
@@ -265,7 +272,7 @@ def stub_x265(
                 return binaries, f"x265 kept: nothing links to {name}"
             wanted: set[str] = set()
             for lib in users:
-                elsewhere = set().union(*(_symbols(dep)[0] for dep in linked(lib, skip=src)))
+                elsewhere = set().union(*(_symbols(dep)[0] for dep in _linked(lib, needs, by_name, skip=[src])))
                 wanted |= (_symbols(lib)[1] & exported) - elsewhere
             unknown = sorted(sym for sym in wanted if not X265_STANDIN_SYMBOLS.fullmatch(sym))
             if unknown:
@@ -312,16 +319,6 @@ static void missing(const char *name) {
 %s"""
 
 
-def _names(binaries: list[tuple[str, str, str]]) -> dict[str, str]:
-    """File name -> source of every library in the TOC, links included (named by the link)."""
-    by_dest = {dest: src for dest, src, kind in binaries if kind != "SYMLINK"}
-    by_name = {Path(dest).name: src for dest, src in by_dest.items()}
-    by_name.update(
-        {Path(dest).name: by_dest[src] for dest, src, kind in binaries if kind == "SYMLINK" and src in by_dest}
-    )
-    return by_name
-
-
 def stand_in(
     binaries: list[tuple[str, str, str]], work: str | os.PathLike[str], patterns: Iterable[str]
 ) -> tuple[list[tuple[str, str, str]], str]:
@@ -347,17 +344,6 @@ def stand_in(
     try:
         needs = {src: (elf_info(src) or ElfInfo([], False)).needed for src in set(by_name.values())}
 
-        def linked(lib: str) -> set[str]:
-            """Every library in the TOC that ``lib`` links to, directly or not."""
-            seen: set[str] = set()
-            todo = [lib]
-            while todo:
-                for dep in (by_name.get(name) for name in needs[todo.pop()]):
-                    if dep and dep not in seen:
-                        seen.add(dep)
-                        todo.append(dep)
-            return seen
-
         folder = Path(work)
         folder.mkdir(parents=True, exist_ok=True)
         for src, name in targets.items():
@@ -365,7 +351,7 @@ def stand_in(
             users = [lib for lib, needed in needs.items() if name in needed and lib not in targets]
             wanted: set[str] = set()
             for lib in users:
-                elsewhere = set().union(*(_symbols(dep)[0] for dep in linked(lib) - {src} - set(targets)))
+                elsewhere = set().union(*(_symbols(dep)[0] for dep in _linked(lib, needs, by_name, skip=targets)))
                 wanted |= (_symbols(lib)[1] & exported.keys()) - elsewhere
             data = sorted(sym for sym in wanted if not exported[sym].function)
             if data:
@@ -397,7 +383,7 @@ def stand_in(
                 return binaries, f"kept: building the stand-in for {name} failed: {why}"
             replace[src] = str(target)
         # What only the replaced libraries linked to goes too (never a library of another use).
-        before = set().union(*(linked(src) for src in targets)) - set(targets)
+        before = set().union(*(_linked(src, needs, by_name) for src in targets)) - set(targets)
         gone: set[str] = set()
         while True:
             live = [src for src in set(by_name.values()) - gone - set(targets)]
@@ -406,6 +392,15 @@ def stand_in(
             if not orphans:
                 break
             gone |= orphans
+        # A library left that took a symbol from one that goes (loaded only through a replaced
+        # one), and that nothing left exports, would not load: then everything stays.
+        live = set(by_name.values()) - gone - set(targets)
+        offered = set().union(*(_symbols(src)[0] for src in live), *(_symbols(t)[0] for t in replace.values()))
+        lost = set().union(*(_symbols(src)[0] for src in gone)) - offered
+        for src in live:
+            taken = sorted(_symbols(src)[1] & lost)
+            if taken:
+                return binaries, f"kept: {Path(src).name} takes {', '.join(taken[:3])} from a library left out"
     except ValueError as exc:
         return binaries, f"kept: {exc}"
     dropped = {dest for dest, src, kind in binaries if kind != "SYMLINK" and src in gone}

@@ -267,13 +267,23 @@ def test_stand_in_replaces_a_library_used_for_functions_and_leaves_out_what_only
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF is the Linux format")
-def test_stand_in_keeps_everything_when_a_library_is_used_for_data(tmp_path: Path):
+def test_stand_in_keeps_everything_when_a_library_is_used_for_data_or_for_what_it_links_to(tmp_path: Path):
     binaries = _fake_video(tmp_path)
     _cc(tmp_path, "reader.so", "extern int vid_flags;\nint flags(void) { return vid_flags; }\n", "-l:libvid.so.62")
     binaries.append(("libs/reader.so", str(tmp_path / "reader.so"), "BINARY"))
     assert trim.stand_in(binaries, tmp_path / "work", ["libs/libvid*.so*"]) == (
         binaries,
         "kept: libvid.so.62 is used for data (vid_flags)",
+    )
+    # A user that takes a symbol from what the library links to (loaded only through it) would
+    # not load beside the stand-in without it.
+    source = "int codec(void);\nint encode(void) { return codec(); }\n"
+    _cc(tmp_path, "coder.so", source, "-Wl,--no-as-needed", "-l:libvid.so.62")
+    coder = [*binaries[:3], ("libs/coder.so", str(tmp_path / "coder.so"), "BINARY")]
+    assert _call(tmp_path / "coder.so", "encode").stdout.strip() == "3"
+    assert trim.stand_in(coder, tmp_path / "work", ["libs/libvid*.so*"]) == (
+        coder,
+        "kept: coder.so takes codec from a library left out",
     )
     # Patterns name destinations: the same library in another folder is never touched.
     assert trim.stand_in(binaries, tmp_path / "work", ["other.libs/libvid*"]) == (binaries, "nothing to stand in for")
