@@ -1364,11 +1364,11 @@ class Library:
             index = self.search_index()
         if len(index) == 0:
             return SearchResults(text, [], "the library has no indexed photos yet")
-        # The model's cutoff is calibrated on plain descriptions; one the caller gives applies to all.
-        floor = self.model.relevance_floor(vector) if query.is_plain else -1.0
-        threshold = cutoff if cutoff is not None else floor
+        # The model's floor is calibrated on plain descriptions; a cutoff the caller gives applies alone, to all.
+        if cutoff is None:
+            cutoff = self.model.relevance_floor(vector) if query.is_plain else -1.0
         ids, scores = index.search(vector, limit * 2 + 8)
-        hits = self._hits(ids, scores, threshold, limit, exclude_like=query.like)
+        hits = self._hits(ids, scores, cutoff, limit, exclude_like=query.like)
         message = None
         if not hits:
             message = "no photo matches well enough" if query.is_plain else "no similar photo found"

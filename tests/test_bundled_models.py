@@ -91,6 +91,15 @@ def test_a_bundle_of_an_earlier_build_is_built_again_or_used_where_no_build_can_
     assert ensure_builtin() == user and built == [user]  # same version, earlier build: built again
     assert ensure_builtin() == user and built == [user]  # and then current
     make_tiny_bundle(user, model_id=BUILTIN_ID, version=BUILTIN_VERSION, revision=1)
+
+    def failed_build(target: Path, config: object = None, progress: object = None) -> Path:
+        raise ModelError("out of disk space")
+
+    monkeypatch.setattr(build, "build_bundle", failed_build)
+    assert ensure_builtin() == user  # the build failed: the earlier build's bundle serves
+    assert "a new build failed: out of disk space" in caplog.text
+    with pytest.raises(ModelError, match="disk space"):
+        ensure_builtin(rebuild=True)  # asked for explicitly: the failure is the answer
     monkeypatch.setitem(sys.modules, "engine.models.builtin.build", None)
     monkeypatch.delattr(sys.modules["engine.models.builtin"], "build", raising=False)
     assert ensure_builtin() == user  # no build possible: the earlier build's bundle serves

@@ -78,17 +78,24 @@ def ensure_builtin(models_root: Path | None = None, progress: Progress | None = 
     shipped = paths.bundled_models_dir() / BUILTIN_ID
     if _is_current(shipped) and not rebuild:
         return shipped
+    # Same vectors, without what a later build adds (``BUILTIN_REVISION``): better than no model
+    # where a new build cannot be made.
+    earlier = None if rebuild else next((f for f in (target, shipped) if _is_current(f, revision=1)), None)
     try:
         from engine.models.builtin import build
     except ImportError as exc:  # torch or the packaged weights are not installed
-        for folder in (target, shipped):
-            if _is_current(folder, revision=1) and not rebuild:
-                # Same vectors, without what a later build adds: better than no model.
-                log.warning("using %s from an earlier build (building a new one needs torch)", folder)
-                return folder
+        if earlier is not None:
+            log.warning("using %s from an earlier build (building a new one needs torch)", earlier)
+            return earlier
         raise ModelError(
             "the built-in model has not been built yet and building it needs the 'builtin' extra "
             f"(pip install 'photoseek[builtin]'): {exc}"
         ) from exc
-    build.build_bundle(target, progress=progress)
+    try:
+        build.build_bundle(target, progress=progress)
+    except Exception as exc:  # out of disk space, a broken package: whatever stops the build
+        if earlier is None:
+            raise
+        log.warning("using %s from an earlier build (a new build failed: %s)", earlier, exc)
+        return earlier
     return target
