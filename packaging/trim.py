@@ -328,10 +328,10 @@ def stand_in(
     A stand-in has the library's name and exports, in the same symbol version, what the other
     libraries linking to it take from it (less what the other libraries they link to export), as
     functions that stop the program with a message: enough to load, for code that never calls
-    them. All or
-    nothing: every match is replaced only when each is used for functions alone, in at most one
-    symbol version, a C compiler is there and each stand-in built exports all it must; otherwise
-    the TOC is returned as it was. Returns the TOC and a line saying what was done."""
+    them. All or nothing: every match is replaced only when each is used for functions alone, in
+    at most one symbol version, a C compiler is there, each stand-in built exports all it must
+    and no library left would miss a symbol; otherwise the TOC is returned as it was. Returns the
+    TOC and a line saying what was done."""
     patterns = list(patterns)
     by_name = _names(binaries)
     targets = {src: Path(dest).name for dest, src, kind in binaries if kind != "SYMLINK" and _matches(dest, patterns)}
@@ -386,15 +386,13 @@ def stand_in(
         before = set().union(*(_linked(src, needs, by_name) for src in targets)) - set(targets)
         gone: set[str] = set()
         while True:
-            live = [src for src in set(by_name.values()) - gone - set(targets)]
-            needed = {name for src in live for name in needs[src]}
-            orphans = {src for src in before - gone if not any(by_name.get(n) == src for n in needed)}
+            live = set(by_name.values()) - gone - set(targets)
+            orphans = before - gone - {by_name.get(name) for src in live for name in needs[src]}
             if not orphans:
                 break
             gone |= orphans
         # A library left that took a symbol from one that goes (loaded only through a replaced
         # one), and that nothing left exports, would not load: then everything stays.
-        live = set(by_name.values()) - gone - set(targets)
         offered = set().union(*(_symbols(src)[0] for src in live), *(_symbols(t)[0] for t in replace.values()))
         lost = set().union(*(_symbols(src)[0] for src in gone)) - offered
         for src in live:
