@@ -212,15 +212,14 @@ def floor_curve(library, gallery: np.ndarray, labels: list[str], queries: list[i
     from engine.search.query import parse
 
     model = library.model
-    reference = model.reference
     lab = np.array(labels)
     texts = sorted({labels[i] for i in queries})
     vectors = {t: library.query_vector(parse(t)) for t in (*texts, *UNMATCHED)}
     curve = []
-    for lift in (None, *LIFTS) if reference is not None else (None,):
+    for lift in (None, *LIFTS) if model.reference is not None else (None,):
 
         def floor(v: np.ndarray, lift: float | None = lift) -> float:
-            return model.cutoff if lift is None else max(model.cutoff, float(v @ reference) + lift)
+            return model.cutoff if lift is None else model.relevance_floor(v, lift)
 
         kept, top10, shown = [], [], []
         for text in texts:
@@ -287,9 +286,13 @@ def evaluate(
         aps.append(ap)
     all_ranks = [rank_of[i] for i in range(len(kept))]
 
-    def among(gallery_rows: list[dict[str, str]], shows: dict[str, set[str]] | None = None) -> dict[str, object]:
+    def gallery_of(gallery_rows: list[dict[str, str]]) -> tuple[list[dict[str, str]], np.ndarray]:
+        """The rows of ``gallery_rows`` that were indexed, and their vectors as the index holds them."""
         gallery_rows = [r for r in gallery_rows if r["file"] in photos and photos[r["file"]].content_id is not None]
-        gallery = np.stack([index.vector(int(photos[r["file"]].content_id)) for r in gallery_rows])
+        return gallery_rows, np.stack([index.vector(int(photos[r["file"]].content_id)) for r in gallery_rows])
+
+    def among(gallery_rows: list[dict[str, str]], shows: dict[str, set[str]] | None = None) -> dict[str, object]:
+        gallery_rows, gallery = gallery_of(gallery_rows)
         position = {r["file"]: i for i, r in enumerate(gallery_rows)}
         ranks, _, pushed = ranks_among(library, gallery, gallery_rows, [position[r["file"]] for r in kept], shows or {})
         sources: dict[str, list[int]] = defaultdict(list)
@@ -307,9 +310,7 @@ def evaluate(
     among_all = among(everyone) if gallery_all else None
     among_distractors = among(everyone + extra) if distractors else None
     judged = load_judgements() if distractors else {}
-    crowd = everyone + extra if distractors else everyone
-    crowd = [r for r in crowd if r["file"] in photos and photos[r["file"]].content_id is not None]
-    crowd_vectors = np.stack([index.vector(int(photos[r["file"]].content_id)) for r in crowd])
+    crowd, crowd_vectors = gallery_of(everyone + extra if distractors else everyone)
     where = {r["file"]: i for i, r in enumerate(crowd)}
     floors = floor_curve(library, crowd_vectors, [r["label"] for r in crowd], [where[r["file"]] for r in kept])
     among_judged = among(everyone + extra, judged) if judged else None

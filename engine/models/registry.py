@@ -93,13 +93,14 @@ class LoadedModel:
             raise ModelError(f"model {self.manifest.id}: {name} is not one vector of {self.manifest.embedding_size}")
         return vector.astype(np.float32)
 
-    def relevance_floor(self, query: np.ndarray) -> float:
+    def relevance_floor(self, query: np.ndarray, lift: float | None = None) -> float:
         """The least score a result of the description ``query`` (a unit vector) must reach:
         the model's cutoff and, where the model has a reference photo, its score with that
-        photo plus the lift (docs/quality.md, "The relevance cutoff")."""
+        photo plus the lift (the model's, or ``lift`` where given; docs/quality.md, "The
+        relevance cutoff")."""
         if self.reference is None:
             return self.cutoff
-        lift = self.manifest.search_setting("relevance_lift", 0.0)
+        lift = self.manifest.search_setting("relevance_lift", 0.0) if lift is None else lift
         return max(self.cutoff, float(query @ self.reference) + lift)
 
 
