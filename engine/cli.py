@@ -6,8 +6,11 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
+import shlex
 import signal
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -107,10 +110,10 @@ def _require_library(args: argparse.Namespace) -> None:
         raise LibraryError(f"no library at {path}: `photoseek index FOLDER` makes one")
 
 
-def _library_or_scratch(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+def _library_or_scratch(args: argparse.Namespace, stack: contextlib.ExitStack, *, scratch: bool = False) -> None:
     """Commands that work without a library (a caption, a model check) use a temporary one
-    rather than create the user's library as a side effect."""
-    if not _library_path(args).exists():
+    rather than create the user's library as a side effect (or use a damaged one: ``scratch``)."""
+    if scratch or not _library_path(args).exists():
         args.db = str(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="photoseek-"))) / "scratch.sqlite3")
 
 
@@ -142,7 +145,11 @@ def _print_sync(report, stream=None) -> None:
             parts.append("stopped early; run again to finish")
     print("; ".join(parts), file=stream)
     for folder in report.offline:
-        print(f"offline (kept as is): {_shown(folder)}", file=stream)
+        print(
+            f"offline (kept as is): {_shown(folder)}; if it was emptied or deleted on purpose: "
+            f"photoseek remove {shlex.quote(_shown(folder))}",
+            file=stream,
+        )
     for path, reason in report.unreadable[:20]:
         print(f"cannot read {_shown(path)}: {reason}", file=stream)
     if index is not None and index.failures:
@@ -153,12 +160,21 @@ def _print_sync(report, stream=None) -> None:
             print(f"  ... and {len(index.failures) - 10} more", file=stream)
 
 
+def _folders(args: argparse.Namespace) -> list[Path]:
+    """The folders named on the command line, each checked before the library is opened: a
+    mistyped one leaves no new library file and no half of the others added."""
+    from engine.library import photo_folder
+
+    return [photo_folder(folder) for folder in args.folders]
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     if not args.folders:
         _require_library(args)  # "index" alone updates a library; it makes none
+    folders = _folders(args)
     progress = _ProgressLine()
     with _open(args, progress) as library:
-        for folder in args.folders:
+        for folder in folders:
             library.add_root(folder)
         if not library.roots():
             print("photoseek: the library has no folders; name one: photoseek index FOLDER", file=sys.stderr)
@@ -180,9 +196,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if event.kind != "stopped":
             print(f"{time.strftime('%H:%M:%S')} {event.message}", file=sys.stderr, flush=True)
 
+    folders = _folders(args)
     progress = _ProgressLine()
     with _open(args, progress) as library:
-        for folder in args.folders:
+        for folder in folders:
             library.add_root(folder)
         if not library.roots():
             print("photoseek: no folders to watch; name one: photoseek watch FOLDER", file=sys.stderr)
@@ -230,8 +247,12 @@ def cmd_search(args: argparse.Namespace) -> int:
             try:
                 results = library.search(text, limit=args.limit, cutoff=args.cutoff)
             except QueryError as exc:
-                # A batch names the query that failed; a single query's message names its own part.
-                print(f"{text}: {exc}" if batch else f"photoseek: {exc}", file=sys.stderr)
+                # A batch names the query that failed (once: a `like:` query's message starts with
+                # it); a single query's message names its own part.
+                if not batch:
+                    print(f"photoseek: {exc}", file=sys.stderr)
+                else:
+                    print(exc if str(exc).startswith(text) else f"{text}: {exc}", file=sys.stderr)
                 status = EXIT_USAGE
                 continue
             if args.json:
@@ -245,8 +266,11 @@ def cmd_search(args: argparse.Namespace) -> int:
                 if not results.hits:
                     print(results.message, file=sys.stderr)
                 for hit in results.hits:
+                    if args.paths_only:  # one path a line, for xargs and the like
+                        print(_shown(hit.photo.path))
+                        continue
                     print(f"{hit.score:.3f}  {_shown(hit.photo.path)}")
-                    if hit.photo.caption and not args.paths_only:
+                    if hit.photo.caption:
                         print(f"       {hit.photo.caption}")
             if batch:
                 sys.stdout.flush()
@@ -311,13 +335,33 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"WARNING:  last run: {last['warning']}")
     for root in info["roots"]:
         state = "" if root["online"] else "  (offline)"
-        print(f"folder:   {_shown(root['path'])}  {root['photos']} photos{state}")
+        print(f"folder:   {_shown(root['path'])}  {_count(root['photos'], 'photo')}{state}")
     print(f"photos:   {info['photos']}  indexed {info['indexed']}  pending {info['pending']}  failed {info['failed']}")
     failures = info["failures"]
     if failures:
         print("problems:")
         for failure in failures:
             print(f"  {_shown(failure['path'])}: {failure['reason']}")
+    return EXIT_OK
+
+
+def _count(n: object, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from engine.library import KEEP_REMOVED_SECONDS
+
+    _require_library(args)
+    with _open(args) as library:
+        for folder in args.folders:
+            count = library.remove_root(folder)
+            print(f"removed {_shown(folder)} from the library ({_count(count, 'photo')}); its files are not touched")
+    print(
+        f"`photoseek index FOLDER` adds a folder back; within {KEEP_REMOVED_SECONDS / 60:.0f} minutes "
+        "it reuses what was indexed",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 
@@ -332,6 +376,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     from engine.models import registry
     from engine.models.runtime import choose_providers, gpu_hardware_present, tensorrt_present
+    from engine.store.db import check_library
 
     print(f"photoseek {__version__}, Python {sys.version.split()[0]}, {sys.platform}")
     print(
@@ -345,6 +390,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(f"data folder: {paths.data_dir()}")
     library_path = _library_path(args)
     print(f"library: {library_path}{'' if library_path.exists() else ' (none yet)'}")
+    verdict = check_library(library_path) if library_path.exists() else "ok"
+    if library_path.exists():
+        print(f"library check: {verdict}" if verdict == "ok" else f"library check failed: {verdict}")
     bundles = registry.installed()
     print(f"model bundles in {paths.models_dir()}: {len(bundles)}")
     for manifest in bundles:
@@ -352,12 +400,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     try:
         from PIL import Image
 
-        from engine.library import Library
-
         with contextlib.ExitStack() as stack:
-            _library_or_scratch(args, stack)
-            library = stack.enter_context(Library(args.db, model=args.model, device=args.device))
+            # The model is checked on its own where the library cannot be read.
+            _library_or_scratch(args, stack, scratch=verdict != "ok")
+            progress = _ProgressLine()  # the built-in model is built here if it never was
+            library = stack.enter_context(_open(args, progress))
             model = library.model
+            progress.done()
             text = model.text.encode_query("a test")
             size = model.image.preprocess.size
             image = model.image.encode([Image.new("RGB", (size, size), (120, 160, 200))]).embeddings[0]
@@ -367,10 +416,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             if report.warning:
                 print(f"WARNING: {report.warning}")
                 print("  (PHOTOSEEK_ORT_LOG=2 shows ONNX Runtime's own messages, e.g. which CUDA library is missing)")
-    except PhotoseekError as exc:
+    except (PhotoseekError, OSError) as exc:
         print(f"model check failed: {exc}")
         return EXIT_ERROR
-    return EXIT_OK
+    return EXIT_OK if verdict == "ok" else EXIT_ERROR
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -558,6 +607,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _score(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not -1.0 <= value <= 1.0:  # scores are cosines; NaN fails the test too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a score from -1 to 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="photoseek", description="Find photos by describing them. Runs locally.")
     parser.add_argument("--version", action="version", version=f"photoseek {__version__}")
@@ -583,9 +642,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", help='what to find; "-" reads one query per line from standard input')
     p.add_argument("--limit", type=_positive, default=20, help="most results per query (default: 20)")
     p.add_argument("--json", action="store_true", help="one JSON object per result")
-    p.add_argument("--cutoff", type=float, help="minimum score (default: the model's calibrated cutoff)")
-    p.add_argument("--paths-only", action="store_true", help="do not print captions")
+    p.add_argument("--cutoff", type=_score, help="minimum score, -1 to 1 (default: the model's calibrated cutoff)")
+    p.add_argument("--paths-only", action="store_true", help="print only the photos' paths, one a line")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("remove", parents=[common], help="stop searching folders (their files are not touched)")
+    p.add_argument("folders", nargs="+", help="folders of the library (see `photoseek status`)")
+    p.set_defaults(func=cmd_remove)
 
     p = sub.add_parser("caption", parents=[common], help="print the caption of photos")
     p.add_argument("paths", nargs="+")
@@ -693,6 +756,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Python would complain again flushing stdout at exit; point it at /dev/null first.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except sqlite3.DatabaseError as exc:  # a damaged library file, found in the middle of a command
+        from engine.store.db import describe_damage
+
+        logging.getLogger(__name__).debug("library error", exc_info=True)
+        print(f"photoseek: {describe_damage(exc, _library_path(args))}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:  # what the system refused: a read-only data folder, a full disk, ...
+        logging.getLogger(__name__).debug("system error", exc_info=True)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"photoseek: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
     finally:
         if previous is not None:  # None: not set from Python, nothing to put back
             signal.signal(signal.SIGTERM, previous)

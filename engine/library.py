@@ -209,6 +209,21 @@ def _with_found_in_photo(
     return mixed
 
 
+def photo_folder(folder: Path | str) -> Path:
+    """``folder`` as a library keeps it (absolute, links resolved), or :class:`RootError` saying
+    why it cannot be one (missing, not a folder, unreadable)."""
+    path = Path(folder).expanduser()
+    try:
+        path = path.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise RootError(f"{folder}: no such folder") from exc
+    if not path.is_dir():
+        raise RootError(f"{path} is not a folder")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise RootError(f"{path}: permission denied")
+    return path
+
+
 class Library:
     """A Photoseek library: one SQLite file plus the model that indexes and searches it.
 
@@ -558,15 +573,7 @@ class Library:
 
     def add_root(self, folder: Path | str) -> Root:
         """Add a photo folder. It is only ever read, never written to."""
-        path = Path(folder).expanduser()
-        try:
-            path = path.resolve(strict=True)
-        except (OSError, RuntimeError) as exc:
-            raise RootError(f"{folder}: no such folder") from exc
-        if not path.is_dir():
-            raise RootError(f"{path} is not a folder")
-        if not os.access(path, os.R_OK | os.X_OK):
-            raise RootError(f"{path}: permission denied")
+        path = photo_folder(folder)
         for root in self.roots():
             if path == root.path:
                 return root
@@ -1313,20 +1320,28 @@ class Library:
     def _like_vector(self, target: str, similar: bool = False) -> np.ndarray:
         """The vector of the photo ``target`` (in the library or on disk): its embedding, or
         with ``similar`` its photo-to-photo vector."""
-        photo = self._stored(target)
+        try:
+            photo = self._stored(target)
+            path = Path(target).expanduser()
+            is_file, is_dir = path.is_file(), path.is_dir()
+        except OSError as exc:  # a name too long for the file system, a looping link, ...
+            raise QueryError(f"like:{target}: {exc.strerror or exc}") from exc
         if photo is not None and photo.content_id is not None:
             found, vectors = (self._similar_vectors if similar else self._vectors_of)([photo.content_id])
             if found:
                 return vectors[0]
-        path = Path(target).expanduser()
-        if path.is_file():  # a photo outside the library: embed it now
+        if is_file:  # a photo outside the library: embed it now
             try:
                 data = read_photo_file(path, path.stat().st_size)
                 decoded = decode_photo(data, min_side=self.model.image.preprocess.size, name=path.name)
             except DecodeError as exc:
                 raise QueryError(f"like:{target}: {exc.reason}") from exc
+            except OSError as exc:
+                raise QueryError(f"like:{target}: {exc.strerror or exc}") from exc
             encoded = self.model.image.encode([decoded.image])
             return encoded.similar[0] if similar and encoded.similar is not None else encoded.embeddings[0]
+        if is_dir:
+            raise QueryError(f"like:{target}: a folder, not a photo")
         raise QueryError(f"like:{target}: no such photo in the library or on disk")
 
     def query_vector(self, query: Query) -> np.ndarray:

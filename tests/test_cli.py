@@ -338,3 +338,90 @@ def test_a_long_batch_sees_photos_another_process_indexes(db, rgb_folder, tiny_b
     answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     first, second = answers[:3], answers[3:]
     assert len(first) == 3 and "red-again.jpg" in {Path(h["path"]).name for h in second}
+
+
+def _damage(library: Path) -> None:
+    """Overwrite every page but the first (the header) of a closed library with noise."""
+    import sqlite3
+
+    with sqlite3.connect(library) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+    data = bytearray(library.read_bytes())
+    assert len(data) > 2 * page
+    data[page:] = bytes((i * 131 + 7) % 251 for i in range(len(data) - page))
+    library.write_bytes(bytes(data))
+
+
+def test_a_damaged_library_is_said_in_words_and_the_check_finds_it(db, tmp_path, tiny_bundle, capsys):
+    library = tmp_path / "lib.sqlite3"
+    _damage(library)
+    for command in (["search", "red"], ["status"], ["index"]):
+        assert main([*command, *db]) == 1
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        assert err.startswith(f"photoseek: the library file {library} is damaged (") and "not affected" in err
+    # The installation check says so too (and still checks the model on its own).
+    assert main(["doctor", *db, "--model", str(tiny_bundle)]) == 1
+    out = capsys.readouterr().out
+    assert f"library check failed: the library file {library} is damaged" in out
+    assert "sessions run on: CPU" in out
+
+
+def test_the_installation_check_passes_a_sound_library(db, capsys):
+    assert main(["doctor", *db]) == 0
+    assert "library check: ok" in capsys.readouterr().out
+
+
+def test_a_like_path_the_system_refuses_is_a_query_error_and_a_batch_goes_on(db, tmp_path, capsys, monkeypatch):
+    long_name = f"like:{'a' * 300}.jpg"  # longer than a file name may be
+    assert main(["search", long_name, *db]) == 2
+    assert capsys.readouterr().err.strip() == f"photoseek: {long_name}: File name too long"
+    assert main(["search", f"like:{tmp_path}", *db]) == 2
+    assert capsys.readouterr().err.strip() == f"photoseek: like:{tmp_path}: a folder, not a photo"
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"red\n{long_name}\nblue\n"))
+    assert main(["search", "-", *db, "--json", "--limit", "1", "--cutoff", "-1"]) == 2
+    captured = capsys.readouterr()
+    assert [json.loads(line)["query"] for line in captured.out.splitlines()] == ["red", "blue"]
+    assert captured.err.strip() == f"{long_name}: File name too long"  # the query named once
+
+
+def test_a_mistyped_folder_adds_nothing_and_makes_no_library(tmp_path, tiny_bundle, rgb_folder, capsys):
+    library = tmp_path / "new.sqlite3"
+    options = ["--db", str(library), "--device", "cpu", "--model", str(tiny_bundle)]
+    assert main(["index", str(rgb_folder), str(tmp_path / "typo"), *options]) == 2
+    assert capsys.readouterr().err.strip() == f"photoseek: {tmp_path / 'typo'}: no such folder"
+    assert not library.exists()
+    assert main(["index", str(rgb_folder / "red.jpg"), *options]) == 2
+    assert not library.exists()
+
+
+def test_a_folder_is_removed_from_the_library_and_its_files_stay(db, rgb_folder, capsys):
+    before = sorted(p.name for p in rgb_folder.rglob("*"))
+    assert main(["remove", str(rgb_folder), *db]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == f"removed {rgb_folder} from the library (4 photos); its files are not touched"
+    assert main(["status", *db, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["photos"], info["roots"]) == (0, [])
+    assert sorted(p.name for p in rgb_folder.rglob("*")) == before
+    assert main(["remove", str(rgb_folder), *db]) == 2
+    assert capsys.readouterr().err.strip() == f"photoseek: {rgb_folder} is not a folder of this library"
+    # Added back, it is searchable again at once (what was indexed is kept for a while).
+    assert main(["index", str(rgb_folder), *db]) == 0
+    assert "0 indexed, 3 reused" in capsys.readouterr().err
+    assert main(["search", "red", *db, "--paths-only", "--limit", "1"]) == 0
+    assert capsys.readouterr().out.strip() == str(rgb_folder / "red.jpg")
+
+
+@pytest.mark.parametrize("cutoff", ["nan", "2", "-1.5", "high"])
+def test_a_cutoff_that_is_no_score_is_refused(db, capsys, cutoff):
+    with pytest.raises(SystemExit) as exit_:
+        main(["search", "red", *db, "--cutoff", cutoff])
+    assert exit_.value.code == 2 and "is not a score from -1 to 1" in capsys.readouterr().err
+
+
+def test_a_folder_given_as_the_library_file_is_said_so(tmp_path, capsys):
+    assert main(["index", str(tmp_path), "--db", str(tmp_path)]) == 1
+    message = f"photoseek: {tmp_path} is a folder; a library is a file (for example {tmp_path / 'photoseek.sqlite3'})"
+    assert capsys.readouterr().err.strip() == message

@@ -146,4 +146,4 @@ def test_models_use_from_the_command_line(tmp_path, tiny_bundle, rgb_folder, cli
     out = capsys.readouterr().out
     assert "model:    clip (clip 1)" in out and "switching to" not in out
     assert main(["search", "red", *db, "--paths-only"]) == 0
-    assert capsys.readouterr().out.split()[1].endswith("red.jpg")
+    assert capsys.readouterr().out.split()[0].endswith("red.jpg")

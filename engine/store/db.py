@@ -36,6 +36,44 @@ def describe_error(exc: BaseException, path: Path | str) -> str:
     return f"cannot write to the library {path}: {text}"
 
 
+def describe_damage(exc: sqlite3.DatabaseError, path: Path | str) -> str:
+    """What to say when SQLite finds the library file damaged ("database disk image is
+    malformed") or, for its other errors, :func:`describe_error`'s sentence."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return describe_error(exc, path)
+    return (
+        f"the library file {path} is damaged ({exc}). The photos themselves are not affected. "
+        "Move the file away (keep it: `sqlite3 FILE .recover` may rescue what it holds) and index "
+        "the folders again into a new library"
+    )
+
+
+def check_library(path: Path | str) -> str:
+    """SQLite's quick check of the library file, read only: "ok", or what is wrong with it (not
+    a library, written by a newer Photoseek, damaged). An older library is "ok": opening it
+    upgrades it."""
+    path = Path(path)
+    mode = "?mode=ro&immutable=1" if read_only_media(path) else "?mode=ro"
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + mode, uri=True)
+    except sqlite3.Error as exc:
+        return f"cannot open the library at {path}: {exc}"
+    try:
+        _check_identity(conn, path)
+        found = [str(row[0]) for row in conn.execute("PRAGMA quick_check(5)")]
+    except LibraryError as exc:
+        return str(exc)
+    except sqlite3.DatabaseError as exc:
+        return describe_damage(exc, path)
+    finally:
+        conn.close()
+    if found == ["ok"]:
+        return "ok"
+    # Its report: a header line, then a line a problem (page numbers, "invalid page number ...").
+    problems = [line for row in found for line in row.splitlines() if line.strip() and not line.startswith("***")]
+    return describe_damage(sqlite3.DatabaseError("; ".join(problems[:3]) or "damaged"), path)
+
+
 class FileIdentity:
     """Which file a connection opened, to notice the library being deleted or replaced under it.
 
@@ -130,6 +168,8 @@ def connect(path: Path | str, *, create: bool = True) -> sqlite3.Connection:
     path = Path(path)
     if not create and not path.exists():
         raise LibraryError(f"no library at {path}")
+    if path.is_dir():
+        raise LibraryError(f"{path} is a folder; a library is a file (for example {path / 'photoseek.sqlite3'})")
     if path.is_file() and read_only_media(path):
         return _open_immutable(path)
     try:
