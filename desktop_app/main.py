@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from engine import paths
 
@@ -29,12 +30,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build(argv: list[str] | None = None):  # type: ignore[no-untyped-def]
-    """Create the application's objects (used by main and by the tests); returns the window."""
+def build(argv: list[str] | None = None, folders: list[Path] | None = None):  # type: ignore[no-untyped-def]
+    """Create the application's objects (used by main and by the tests); returns the window.
+    ``folders`` are added to the library (a new library made in place of a damaged one)."""
     from PySide6.QtCore import QSettings
 
     from desktop_app.tasks import SyncTask
     from desktop_app.window import MainWindow
+    from engine.errors import PhotoseekError
     from engine.library import Library
 
     args = parse_args(argv)
@@ -45,9 +48,18 @@ def build(argv: list[str] | None = None):  # type: ignore[no-untyped-def]
     library = Library(
         args.db, model=args.model, device=device, on_model_progress=lambda m, f: holder[0].model_progress.emit(m, f)
     )
-    sync = SyncTask(library)
-    holder.append(sync)
-    window = MainWindow(library, settings, sync)
+    for folder in folders or []:
+        try:
+            library.add_root(folder)
+        except PhotoseekError as exc:  # gone since, or inside another one
+            log.warning("folder not added to the new library: %s", exc)
+    try:
+        sync = SyncTask(library)
+        holder.append(sync)
+        window = MainWindow(library, settings, sync)
+    except BaseException:
+        library.close()  # a library that fails here (damaged) is not left locked and open
+        raise
     if args.folder is not None:
         window.add_folder(args.folder.expanduser().resolve())
     elif not library.roots():
@@ -56,6 +68,82 @@ def build(argv: list[str] | None = None):  # type: ignore[no-untyped-def]
     else:
         window.start_sync()
     return window
+
+
+def ask_start_new(path: Path, error: str, folders: list[Path]) -> bool:
+    """Ask whether to set a damaged library aside and start a new one in its place."""
+    from PySide6.QtWidgets import QMessageBox
+
+    box = QMessageBox(QMessageBox.Icon.Critical, "Photoseek", f"The library file {path} is damaged ({error}).")
+    named = f" with its {len(folders)} folder{'s' if len(folders) != 1 else ''}" if folders else ""
+    box.setInformativeText(
+        f"Your photos are not affected. Photoseek can keep the damaged file beside it, renamed, and start "
+        f"a new library{named}; the photos are then indexed again."
+    )
+    start = box.addButton("Start a new library", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Quit", QMessageBox.ButtonRole.RejectRole)
+    box.exec()
+    return box.clickedButton() is start
+
+
+class Session:
+    """The window on the library. A library found damaged, on opening or later, is offered to
+    be set aside (kept, renamed) and replaced by a new one with the folders it named."""
+
+    def __init__(self, argv: list[str] | None = None) -> None:
+        self.argv = argv
+        self.window: Any = None
+
+    def open(self) -> bool:
+        """Open the window; False after saying why the library cannot be opened."""
+        from PySide6.QtWidgets import QMessageBox
+
+        from engine.errors import PhotoseekError
+        from engine.library import is_damage
+
+        try:
+            self._take(build(self.argv))
+        except (PhotoseekError, OSError) as exc:
+            log.error("cannot open the library: %s", exc)
+            QMessageBox.critical(None, "Photoseek", f"Photoseek cannot open the library.\n\n{exc}")
+            return False
+        except Exception as exc:
+            if not is_damage(exc):
+                raise
+            args = parse_args(self.argv)
+            return self._start_anew(args.db or paths.default_db_path(), str(exc))
+        return True
+
+    def _take(self, window: Any) -> None:
+        self.window = window
+        window.library_damaged.connect(self._damaged_while_open)
+
+    def _start_anew(self, path: Path, error: str) -> bool:
+        """Ask, then set the damaged library aside and open a new one with its folders."""
+        from engine.library import folders_of, set_aside
+
+        log.error("the library %s is damaged: %s", path, error)
+        folders = folders_of(path)
+        if not ask_start_new(path, error, folders):
+            return False
+        if self.window is not None:
+            self.window.close()  # stops indexing and watching before the library closes
+            self.window.library.close()
+        kept = set_aside(path)
+        log.warning("the damaged library is kept as %s; a new one is made at %s", kept, path)
+        self._take(build(self.argv, folders=folders))
+        return True
+
+    def _damaged_while_open(self, error: str) -> None:
+        # Declined, the window stays: what it shows can still be searched; indexing has stopped.
+        if self._start_anew(self.window.library.db_path, error):
+            self.window.show()
+
+
+def start(argv: list[str] | None = None):  # type: ignore[no-untyped-def]
+    """The window, or None after saying why the library cannot be opened."""
+    session = Session(argv)
+    return session.window if session.open() else None
 
 
 def _quit_after_first_paint(window) -> None:  # type: ignore[no-untyped-def]
@@ -98,12 +186,14 @@ def main(argv: list[str] | None = None) -> int:
         from PySide6.QtGui import QIcon
 
         app.setWindowIcon(QIcon(str(icon)))
-    window = build(argv)
+    session = Session(argv)
+    if not session.open():
+        return 1
     if os.environ.get("PHOTOSEEK_QUIT_AFTER_FIRST_PAINT"):
-        _quit_after_first_paint(window)
-    window.show()
+        _quit_after_first_paint(session.window)
+    session.window.show()
     code = app.exec()
-    window.library.close()
+    session.window.library.close()  # the window of the end (a new library may have replaced the first)
     return code
 
 

@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 from desktop_app.photo_model import THUMB, PhotoListModel, PhotoRole
 from desktop_app.tasks import SEARCH_LIMIT, Searcher, SyncTask, Thumbnailer
 from engine.errors import LibraryBusyError, PhotoseekError, QueryError
-from engine.library import Library, Photo, SearchResults
+from engine.library import Library, Photo, SearchResults, is_damage
 from engine.models.catalogue import catalogue, find, measured_cost
 from engine.models.registry import installed
 from engine.search.query import parse
@@ -369,6 +369,9 @@ class PreferencesDialog(QDialog):
 
 
 class MainWindow(QMainWindow):
+    #: The library file turned out damaged (SQLite's message): the application offers a new one.
+    library_damaged = Signal(str)
+
     def __init__(self, library: Library, settings: QSettings, sync: SyncTask) -> None:
         super().__init__()
         self.library = library
@@ -810,6 +813,8 @@ class MainWindow(QMainWindow):
             self._show_model_once_loaded()
             if isinstance(result, LibraryBusyError):  # take over once the other process is done
                 self._busy_poll.start()
+            elif is_damage(result):
+                self.library_damaged.emit(str(result))
             return
         report, status = result if isinstance(result, tuple) else (result, None)
         self._status = status

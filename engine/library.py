@@ -40,6 +40,7 @@ from engine.models.runtime import SessionFactory
 from engine.search.index import QUANTIZE_ABOVE, FetchExact, VectorIndex
 from engine.search.query import Query, parse
 from engine.store.db import FileIdentity, connect, describe_error, open_reader
+from engine.store.db import set_aside as set_aside  # for callers that must not reach into the store
 from engine.store.lock import WriterLock
 
 if TYPE_CHECKING:
@@ -207,6 +208,26 @@ def _with_found_in_photo(
             mixed[hit] += weight * np.stack([extra[ids[n]] for n in hit])
     mixed[rows] = normalize(mixed[rows])
     return mixed
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite finding the library file damaged (not locked, full or read-only:
+    those are its OperationalError); :func:`set_aside` and :func:`folders_of` help start anew."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+
+
+def folders_of(db_path: Path | str) -> list[Path]:
+    """The folders a library file names, read as far as it can be read (of a damaged library,
+    to start a new one with the same folders); none where it cannot."""
+    try:
+        conn = sqlite3.connect(Path(db_path).resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT path FROM roots ORDER BY path").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return []
+    return [Path(from_db_name(row[0])) for row in rows]
 
 
 def photo_folder(folder: Path | str) -> Path:

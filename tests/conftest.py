@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import zlib
 from pathlib import Path
 
@@ -58,3 +59,18 @@ def builtin_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     target = tmp_path_factory.mktemp("builtin") / "photoseek-builtin"
     return build_bundle(target)
+
+
+def damage(library: Path, table: str | None = None) -> None:
+    """Overwrite with noise the root page of ``table`` in a closed library, or every page but the
+    first (the header). SQLite then says "database disk image is malformed" on reading it."""
+    with sqlite3.connect(library) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+    conn.close()
+    data = bytearray(library.read_bytes())
+    start, end = (size, len(data)) if table is None else ((root[0] - 1) * size, root[0] * size)
+    assert 0 < start < end <= len(data)
+    data[start:end] = bytes((i * 131 + 7) % 251 for i in range(end - start))
+    library.write_bytes(bytes(data))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
-from tests.conftest import solid
+from tests.conftest import damage, solid
 
 
 @pytest.fixture
@@ -340,22 +340,9 @@ def test_a_long_batch_sees_photos_another_process_indexes(db, rgb_folder, tiny_b
     assert len(first) == 3 and "red-again.jpg" in {Path(h["path"]).name for h in second}
 
 
-def _damage(library: Path) -> None:
-    """Overwrite every page but the first (the header) of a closed library with noise."""
-    import sqlite3
-
-    with sqlite3.connect(library) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        page = conn.execute("PRAGMA page_size").fetchone()[0]
-    data = bytearray(library.read_bytes())
-    assert len(data) > 2 * page
-    data[page:] = bytes((i * 131 + 7) % 251 for i in range(len(data) - page))
-    library.write_bytes(bytes(data))
-
-
 def test_a_damaged_library_is_said_in_words_and_the_check_finds_it(db, tmp_path, tiny_bundle, capsys):
     library = tmp_path / "lib.sqlite3"
-    _damage(library)
+    damage(library)
     for command in (["search", "red"], ["status"], ["index"]):
         assert main([*command, *db]) == 1
         err = capsys.readouterr().err

@@ -11,11 +11,11 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from desktop_app.main import build
+from desktop_app.main import Session, build, start
 from desktop_app.photo_model import PhotoRole
 from engine import paths
 from engine.library import Library
-from tests.conftest import solid
+from tests.conftest import damage, solid
 
 Qt = pytest.importorskip("PySide6.QtCore").Qt
 
@@ -603,3 +603,57 @@ def test_photos_another_process_indexes_show_while_it_writes(
     finally:
         other._writer_lock.release()
         other.close()
+
+
+def _damaged_library(tmp_path, tiny_bundle, rgb_folder, table: str) -> Path:
+    db = tmp_path / "lib.sqlite3"
+    with Library(db, model=str(tiny_bundle), device="cpu") as library:
+        library.add_root(rgb_folder)
+        library.sync()
+    damage(db, table)  # the folders stay readable
+    return db
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "captions",  # read as the window opens: it cannot open
+        "photos",  # read first by the indexing run that starts with the window
+    ],
+)
+def test_a_damaged_library_is_kept_aside_and_a_new_one_starts_with_its_folders(
+    qtbot, tmp_path, tiny_bundle, rgb_folder, monkeypatch, table
+):
+    from engine.store.db import check_library
+
+    db = _damaged_library(tmp_path, tiny_bundle, rgb_folder, table)
+    asked = []
+    monkeypatch.setattr("desktop_app.main.ask_start_new", lambda *question: asked.append(question) or True)
+    session = Session(["--db", str(db), "--model", str(tiny_bundle), "--device", "cpu"])
+    assert session.open()
+    first = session.window
+    qtbot.addWidget(first)
+    qtbot.waitUntil(lambda: len(asked) == 1, timeout=SYNC_TIMEOUT_MS)
+    window = session.window
+    try:
+        [(path, error, folders)] = asked
+        assert (path, folders) == (db, [rgb_folder]) and "malformed" in error
+        assert (window is first) == (table == "captions")  # the first window was replaced
+        [kept] = [f for f in tmp_path.glob("lib.sqlite3.damaged-*") if not f.name.endswith(("-wal", "-shm"))]
+        assert "is damaged" in check_library(kept)  # kept as it was, for a rescue
+        if window is not first:
+            qtbot.addWidget(window)
+        wait_synced(qtbot, window)
+        assert check_library(db) == "ok"
+        assert sorted(p.path.name for p in window.library.photos()) == ["blue.jpg", "green.png", "red.jpg"]
+    finally:
+        window.close()
+        window.library.close()
+
+
+def test_a_damaged_library_is_left_as_it_is_when_the_user_says_no(tmp_path, tiny_bundle, rgb_folder, monkeypatch):
+    db = _damaged_library(tmp_path, tiny_bundle, rgb_folder, "captions")
+    before = db.read_bytes()
+    monkeypatch.setattr("desktop_app.main.ask_start_new", lambda *question: False)
+    assert start(["--db", str(db), "--model", str(tiny_bundle), "--device", "cpu"]) is None
+    assert db.read_bytes() == before and not list(tmp_path.glob("*.damaged-*"))

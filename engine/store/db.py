@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from engine.errors import LibraryError, SchemaTooNewError
@@ -72,6 +73,25 @@ def check_library(path: Path | str) -> str:
     # Its report: a header line, then a line a problem (page numbers, "invalid page number ...").
     problems = [line for row in found for line in row.splitlines() if line.strip() and not line.startswith("***")]
     return describe_damage(sqlite3.DatabaseError("; ".join(problems[:3]) or "damaged"), path)
+
+
+def set_aside(path: Path | str) -> Path:
+    """Rename a damaged library out of the way, keeping it (with its write-ahead log) beside
+    where it was, so that a new library can be made at ``path``. Returns the new name."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.damaged-{stamp}")
+    n = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
+        n += 1
+    # The log first: a log left behind at ``path`` would be read into the new library.
+    for suffix in ("-wal", "-shm"):
+        side = Path(f"{path}{suffix}")
+        if side.exists():
+            os.replace(side, f"{target}{suffix}")
+    os.replace(path, target)
+    return target
 
 
 class FileIdentity:
