@@ -337,6 +337,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         state = "" if root["online"] else "  (offline)"
         print(f"folder:   {_shown(root['path'])}  {_count(root['photos'], 'photo')}{state}")
     print(f"photos:   {info['photos']}  indexed {info['indexed']}  pending {info['pending']}  failed {info['failed']}")
+    if info["text_pending"]:
+        print(
+            f"text and faces: not looked for yet in {_count(info['text_pending'], 'photo')} "
+            "(`photoseek index` goes on; searching works meanwhile)"
+        )
     failures = info["failures"]
     if failures:
         print("problems:")

@@ -1097,12 +1097,18 @@ class Library:
                    AND e.kind = 'image' AND e.region = 0)""",
                 (model.id,),
             ).fetchone()[0]
+            # The second pass (text and faces) has not looked at these yet: stopped, or skipped.
+            unread = self._conn.execute(
+                """SELECT count(DISTINCT p.content_id) FROM photos p WHERE p.state = 'indexed'
+                   AND NOT EXISTS (SELECT 1 FROM photo_text t WHERE t.content_id = p.content_id)"""
+            ).fetchone()[0]
         return {
             "library": str(self.db_path),
             "photos": total,
             "indexed": indexed,
             "failed": failed,
             "pending": total - indexed - failed,
+            "text_pending": unread,
             "roots": [{"path": str(r.path), "online": r.online, "photos": r.photos} for r in self.roots(counts=True)],
             "switching_to": self.switch_progress(),
             **self.model_status(),

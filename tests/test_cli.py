@@ -412,3 +412,15 @@ def test_a_folder_given_as_the_library_file_is_said_so(tmp_path, capsys):
     assert main(["index", str(tmp_path), "--db", str(tmp_path)]) == 1
     message = f"photoseek: {tmp_path} is a folder; a library is a file (for example {tmp_path / 'photoseek.sqlite3'})"
     assert capsys.readouterr().err.strip() == message
+
+
+def test_status_says_where_text_and_faces_were_not_looked_for_yet(tmp_path, tiny_bundle, rgb_folder, capsys):
+    options = ["--db", str(tmp_path / "lib.sqlite3"), "--device", "cpu", "--model", str(tiny_bundle)]
+    assert main(["index", str(rgb_folder), *options, "--no-text"]) == 0
+    assert main(["status", *options, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["text_pending"] == 3
+    assert main(["status", *options]) == 0
+    assert "text and faces: not looked for yet in 3 photos" in capsys.readouterr().out
+    assert main(["index", *options]) == 0
+    assert main(["status", *options, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["text_pending"] == 0
