@@ -77,6 +77,8 @@ class Root:
     #: How many photos the folder holds: counted only when asked (``roots(counts=True)``), since
     #: counting reads every photo's row (~0.16 s at a million photos); None otherwise.
     photos: int | None = None
+    #: The file system it was last seen on with photos (:func:`folder_device`); None before.
+    device: int | None = None
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,11 @@ def folders_of(db_path: Path | str) -> list[Path]:
     except sqlite3.Error:
         return []
     return [Path(from_db_name(row[0])) for row in rows]
+
+
+def folder_device(path: Path) -> int:
+    """The file system a folder is on (``st_dev``): another one once a drive mounted there is gone."""
+    return os.stat(path).st_dev
 
 
 def photo_folder(folder: Path | str) -> Path:
@@ -588,9 +595,9 @@ class Library:
         with self._lock:
             rows = self._conn.execute(
                 "SELECT r.id, r.path, r.online, EXISTS (SELECT 1 FROM photos p WHERE p.root_id = r.id), "
-                f"{count} FROM roots r ORDER BY r.path"
+                f"{count}, r.device FROM roots r ORDER BY r.path"
             ).fetchall()
-        return [Root(r[0], Path(from_db_name(r[1])), bool(r[2]), bool(r[3]), r[4]) for r in rows]
+        return [Root(r[0], Path(from_db_name(r[1])), bool(r[2]), bool(r[3]), r[4], r[5]) for r in rows]
 
     def add_root(self, folder: Path | str) -> Root:
         """Add a photo folder. It is only ever read, never written to."""
@@ -605,12 +612,14 @@ class Library:
                     f"{path} contains {root.path}, which is already in the library; remove that folder first"
                 )
         with self._writing(), self._lock, self._conn:
+            device = folder_device(path)
             cur = self._conn.execute(
-                "INSERT INTO roots (path, added_at, online) VALUES (?, ?, 1)", (to_db_name(str(path)), time.time())
+                "INSERT INTO roots (path, added_at, online, device) VALUES (?, ?, 1, ?)",
+                (to_db_name(str(path)), time.time(), device),
             )
             root_id = int(cur.lastrowid or 0)
         log.info("added folder %s", path)
-        return Root(root_id, path, True, False, 0)
+        return Root(root_id, path, True, False, 0, device)
 
     def remove_root(self, folder: Path | str) -> int:
         """Forget a folder and its photos (the files are not touched). Returns how many photos.
@@ -657,8 +666,10 @@ class Library:
             if root.has_photos:
                 with os.scandir(root.path) as entries:  # closed now, not when collected
                     if next(entries, None) is None:
-                        # An empty mount point where photos used to be: most likely an unplugged drive.
-                        return False
+                        # Empty where photos used to be: a mount point whose drive is gone (the
+                        # folder is on another file system now) is offline; a folder emptied on
+                        # purpose, where it was, is not. Not known where: offline, to be safe.
+                        return root.device is not None and folder_device(root.path) == root.device
         except OSError:
             return False
         return True
@@ -675,8 +686,15 @@ class Library:
         now = time.time()
         for root in roots:
             online = self._root_is_online(root)
+            device = None
+            if online:
+                with contextlib.suppress(OSError):  # gone this very moment: the next scan sees it
+                    device = folder_device(root.path)
             with self._lock, self._conn:
-                self._conn.execute("UPDATE roots SET online = ? WHERE id = ?", (int(online), root.id))
+                self._conn.execute(
+                    "UPDATE roots SET online = ?, device = coalesce(?, device) WHERE id = ?",
+                    (int(online), device, root.id),
+                )
             if not online:
                 log.warning("folder %s is offline (missing or empty); its photos are kept", root.path)
                 report.offline.append(root.path)

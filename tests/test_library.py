@@ -194,7 +194,9 @@ def test_missing_root_is_offline_and_photos_are_kept(tmp_path, tiny_bundle, rgb_
         assert library.roots()[0].online and library.search("red").hits
 
 
-def test_an_emptied_mount_point_is_offline_an_empty_new_folder_is_not(tmp_path, tiny_bundle, rgb_folder):
+def test_an_emptied_mount_point_is_offline_an_empty_new_folder_is_not(tmp_path, tiny_bundle, rgb_folder, monkeypatch):
+    import engine.library
+
     empty = tmp_path / "nothing-yet"
     empty.mkdir()
     with open_library(tmp_path, tiny_bundle) as library:
@@ -204,11 +206,38 @@ def test_an_emptied_mount_point_is_offline_an_empty_new_folder_is_not(tmp_path, 
         counted = {r.path: (r.has_photos, r.photos) for r in library.roots(counts=True)}
         assert counted == {rgb_folder: (True, 3), empty: (False, 0)}
         assert {r.photos for r in library.roots()} == {None}  # not counted unless asked
-        for entry in list(rgb_folder.iterdir()):  # a drive unplugged from its mount point
+        for entry in list(rgb_folder.iterdir()):  # a drive unplugged from its mount point:
             entry.rename(tmp_path / entry.name)
+        real = engine.library.folder_device  # the folder is on the file system that holds it now
+        monkeypatch.setattr(engine.library, "folder_device", lambda path: real(path) + (path == rgb_folder))
         report = library.sync()
         assert report.offline == [rgb_folder] and report.removed == 0 and library.photo_count() == 3
         assert {r.path: r.online for r in library.roots()} == {rgb_folder: False, empty: True}
+
+
+def test_a_folder_emptied_where_it_was_loses_its_photos(tmp_path, tiny_bundle, rgb_folder):
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        library.sync()
+        for entry in list(rgb_folder.iterdir()):  # every photo deleted (moved away), on the same disk
+            entry.rename(tmp_path / entry.name)
+        report = library.sync()
+        assert report.offline == [] and report.removed == 3 and library.photo_count() == 0
+        assert [r.online for r in library.roots()] == [True]
+
+
+def test_an_empty_folder_of_a_library_from_before_devices_were_recorded_stays_offline(
+    tmp_path, tiny_bundle, rgb_folder
+):
+    with open_library(tmp_path, tiny_bundle) as library:
+        library.add_root(rgb_folder)
+        library.sync()
+        library._conn.execute("UPDATE roots SET device = NULL")  # as the upgrade leaves it
+        library._conn.commit()
+        for entry in list(rgb_folder.iterdir()):
+            entry.rename(tmp_path / entry.name)
+        report = library.sync()
+        assert report.offline == [rgb_folder] and library.photo_count() == 3
 
 
 def test_search_reads_past_offline_best_matches_to_fill_the_page(tmp_path, tiny_bundle):

@@ -65,7 +65,7 @@ def test_a_library_of_version_1_is_migrated_with_its_data(tmp_path):
     raw.commit()
     raw.close()
     conn = connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     assert conn.execute("SELECT path FROM roots").fetchall() == [("/photos",)]
     assert conn.execute("SELECT count(*) FROM kept_contents").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM photo_faces").fetchone()[0] == 0

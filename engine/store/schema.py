@@ -105,6 +105,12 @@ def _v3(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v4(conn: sqlite3.Connection) -> None:
+    """The file system each folder was last seen on (``st_dev``): an empty folder on the same one
+    was emptied, on another one it is a mount point whose drive is gone."""
+    conn.execute("ALTER TABLE roots ADD COLUMN device INTEGER")
+
+
 #: MIGRATIONS[i] upgrades a library from version i to version i + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
