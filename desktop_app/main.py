@@ -140,12 +140,6 @@ class Session:
             self.window.show()
 
 
-def start(argv: list[str] | None = None):  # type: ignore[no-untyped-def]
-    """The window, or None after saying why the library cannot be opened."""
-    session = Session(argv)
-    return session.window if session.open() else None
-
-
 def _quit_after_first_paint(window) -> None:  # type: ignore[no-untyped-def]
     """Start-up check for packaged builds: say when the photo grid first paints, then quit."""
     from PySide6.QtCore import QEvent, QObject, QTimer
@@ -193,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         _quit_after_first_paint(session.window)
     session.window.show()
     code = app.exec()
-    session.window.library.close()  # the window of the end (a new library may have replaced the first)
+    session.window.library.close()  # the last window's (a new library may have replaced the first)
     return code
 
 

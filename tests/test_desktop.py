@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from desktop_app.main import Session, build, start
+from desktop_app.main import Session, build
 from desktop_app.photo_model import PhotoRole
 from engine import paths
 from engine.library import Library
@@ -655,5 +655,6 @@ def test_a_damaged_library_is_left_as_it_is_when_the_user_says_no(tmp_path, tiny
     db = _damaged_library(tmp_path, tiny_bundle, rgb_folder, "captions")
     before = db.read_bytes()
     monkeypatch.setattr("desktop_app.main.ask_start_new", lambda *question: False)
-    assert start(["--db", str(db), "--model", str(tiny_bundle), "--device", "cpu"]) is None
+    session = Session(["--db", str(db), "--model", str(tiny_bundle), "--device", "cpu"])
+    assert not session.open() and session.window is None
     assert db.read_bytes() == before and not list(tmp_path.glob("*.damaged-*"))
