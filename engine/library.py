@@ -1367,7 +1367,9 @@ class Library:
         with ``similar`` its photo-to-photo vector."""
         try:
             photo = self._stored(target)
-            path = Path(target).expanduser()
+            # A library photo not indexed (yet, or ever: its reason comes from decoding it again)
+            # is read where the library found it; any other path is read as given.
+            path = photo.path if photo is not None else Path(target).expanduser()
             is_file, is_dir = path.is_file(), path.is_dir()
         except OSError as exc:  # a name too long for the file system, a looping link, ...
             raise QueryError(f"like:{target}: {exc.strerror or exc}") from exc
@@ -1375,7 +1377,7 @@ class Library:
             found, vectors = (self._similar_vectors if similar else self._vectors_of)([photo.content_id])
             if found:
                 return vectors[0]
-        if is_file:  # a photo outside the library: embed it now
+        if is_file:  # a photo outside the library, or not indexed: embed it now
             try:
                 data = read_photo_file(path, path.stat().st_size)
                 decoded = decode_photo(data, min_side=self.model.image.preprocess.size, name=path.name)

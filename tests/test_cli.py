@@ -424,3 +424,10 @@ def test_status_says_where_text_and_faces_were_not_looked_for_yet(tmp_path, tiny
     assert main(["index", *options]) == 0
     assert main(["status", *options, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["text_pending"] == 0
+
+
+def test_like_a_library_photo_that_could_not_be_read_gives_its_reason(db, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # notes.jpg is found in the library folder, not here
+    assert main(["search", "like:notes.jpg", *db]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("photoseek: like:notes.jpg: ") and "text file" in err
