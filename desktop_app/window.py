@@ -920,6 +920,9 @@ class MainWindow(QMainWindow):
         dialog.download_button.clicked.connect(lambda: self._pull(dialog.download.currentData(), dialog))
         dialog.import_button.clicked.connect(lambda: self._import_model(dialog))
         dialog.remove_button.clicked.connect(lambda: self._remove_model(dialog.model.currentData(), current, dialog))
+        # Deleted by Qt once closed: left to Python's shutdown, a child dialog that the lambdas
+        # above hold was deleted twice ("shared QObject was deleted directly"), a crash on quit.
+        dialog.finished.connect(dialog.deleteLater)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
         if dialog.device.currentData() != self.settings.value("device", "auto"):
