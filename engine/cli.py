@@ -395,8 +395,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(f"data folder: {paths.data_dir()}")
     library_path = _library_path(args)
     print(f"library: {library_path}{'' if library_path.exists() else ' (none yet)'}")
-    verdict = check_library(library_path) if library_path.exists() else "ok"
+    verdict = "ok"
     if library_path.exists():
+        verdict = check_library(library_path)
         print(f"library check: {verdict}" if verdict == "ok" else f"library check failed: {verdict}")
     bundles = registry.installed()
     print(f"model bundles in {paths.models_dir()}: {len(bundles)}")

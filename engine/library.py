@@ -39,7 +39,7 @@ from engine.models.registry import LoadedModel, installed, is_named, load_captio
 from engine.models.runtime import SessionFactory
 from engine.search.index import QUANTIZE_ABOVE, FetchExact, VectorIndex
 from engine.search.query import Query, parse
-from engine.store.db import FileIdentity, connect, describe_error, open_reader
+from engine.store.db import FileIdentity, connect, describe_error, open_raw, open_reader
 from engine.store.db import set_aside as set_aside  # for callers that must not reach into the store
 from engine.store.lock import WriterLock
 
@@ -77,7 +77,8 @@ class Root:
     #: How many photos the folder holds: counted only when asked (``roots(counts=True)``), since
     #: counting reads every photo's row (~0.16 s at a million photos); None otherwise.
     photos: int | None = None
-    #: The file system it was last seen on with photos (:func:`folder_device`); None before.
+    #: The file system it was on at the last scan that found it online (:func:`folder_device`);
+    #: None in a library upgraded from before schema 4 until such a scan.
     device: int | None = None
 
 
@@ -222,7 +223,7 @@ def folders_of(db_path: Path | str) -> list[Path]:
     """The folders a library file names, read as far as it can be read (of a damaged library,
     to start a new one with the same folders); none where it cannot."""
     try:
-        conn = sqlite3.connect(Path(db_path).resolve().as_uri() + "?mode=ro", uri=True)
+        conn = open_raw(Path(db_path))
         try:
             rows = conn.execute("SELECT path FROM roots ORDER BY path").fetchall()
         finally:

@@ -49,14 +49,20 @@ def describe_damage(exc: sqlite3.DatabaseError, path: Path | str) -> str:
     )
 
 
+def open_raw(path: Path) -> sqlite3.Connection:
+    """A read-only connection to whatever the file holds: no identity or version check (to
+    examine a damaged or foreign file); immutable on read-only media, as :func:`connect` does."""
+    mode = "?mode=ro&immutable=1" if read_only_media(path) else "?mode=ro"
+    return sqlite3.connect(path.resolve().as_uri() + mode, uri=True)
+
+
 def check_library(path: Path | str) -> str:
     """SQLite's quick check of the library file, read only: "ok", or what is wrong with it (not
     a library, written by a newer Photoseek, damaged). An older library is "ok": opening it
     upgrades it."""
     path = Path(path)
-    mode = "?mode=ro&immutable=1" if read_only_media(path) else "?mode=ro"
     try:
-        conn = sqlite3.connect(path.resolve().as_uri() + mode, uri=True)
+        conn = open_raw(path)
     except sqlite3.Error as exc:
         return f"cannot open the library at {path}: {exc}"
     try:
