@@ -23,6 +23,14 @@ def test_parse_plain_and_algebra():
         parse("like:")
 
 
+def test_a_sign_alone_is_not_a_description():
+    for raw in ("-", "+", " - + "):
+        with pytest.raises(QueryError, match="empty query"):
+            parse(raw)
+    q = parse("beach - people")  # the space typed between the sign and its word
+    assert q.text == "beach people" and q.minus == ()
+
+
 def test_apostrophes_and_backslashes_are_part_of_words():
     # Only double quotes group: "men's" is a word, and "-women's" still pushes a concept away.
     q = parse("men's shoes -women's not \"kid's shoes\"")

@@ -71,6 +71,8 @@ def parse(raw: str) -> Query:
             if not target:
                 raise QueryError("like: needs a photo, for example like:beach.jpg")
             like.append(target)
+        elif token in ("-", "+"):
+            pass  # a sign with nothing after it ("beach - people" typed with a space): no concept
         elif lower == "not" and i + 1 < len(tokens):
             i += 1
             minus.append(tokens[i])
