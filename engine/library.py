@@ -603,16 +603,18 @@ class Library:
     def add_root(self, folder: Path | str) -> Root:
         """Add a photo folder. It is only ever read, never written to."""
         path = photo_folder(folder)
-        for root in self.roots():
-            if path == root.path:
-                return root
-            if root.path in path.parents:
-                raise RootError(f"{path} is already in the library, inside {root.path}")
-            if path in root.path.parents:
-                raise RootError(
-                    f"{path} contains {root.path}, which is already in the library; remove that folder first"
-                )
+        # Looked up under the lock that the insert holds: the same folder added twice at once
+        # (dropped twice on the window) is added once, not refused by the database.
         with self._writing(), self._lock, self._conn:
+            for root in self.roots():
+                if path == root.path:
+                    return root
+                if root.path in path.parents:
+                    raise RootError(f"{path} is already in the library, inside {root.path}")
+                if path in root.path.parents:
+                    raise RootError(
+                        f"{path} contains {root.path}, which is already in the library; remove that folder first"
+                    )
             device = folder_device(path)
             cur = self._conn.execute(
                 "INSERT INTO roots (path, added_at, online, device) VALUES (?, ?, 1, ?)",

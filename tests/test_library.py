@@ -268,6 +268,35 @@ def test_add_root_rejects_bad_folders(tmp_path, tiny_bundle, rgb_folder):
             library.add_root(rgb_folder / "sub")
 
 
+def test_the_same_folder_added_twice_at_once_is_added_once(tmp_path, tiny_bundle, rgb_folder, monkeypatch):
+    import threading
+
+    import engine.library
+
+    real = engine.library.folder_device
+
+    def slow(path):  # the second add looks at the folders while the first is still adding
+        time.sleep(0.2)
+        return real(path)
+
+    monkeypatch.setattr(engine.library, "folder_device", slow)
+    with open_library(tmp_path, tiny_bundle) as library:
+        added, failed = [], []
+
+        def add():
+            try:
+                added.append(library.add_root(rgb_folder).id)
+            except Exception as exc:
+                failed.append(exc)
+
+        threads = [threading.Thread(target=add) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failed == [] and len(set(added)) == 1 and len(library.roots()) == 1
+
+
 def test_remove_root_forgets_photos_but_not_files(tmp_path, tiny_bundle, rgb_folder, monkeypatch):
     with open_library(tmp_path, tiny_bundle) as library:
         library.add_root(rgb_folder)
