@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QItemSelectionModel, QObject, QSettings, QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtGui import (
+    QAction,
+    QDesktopServices,
+    QGuiApplication,
+    QImage,
+    QKeySequence,
+    QPainter,
+    QPixmap,
+    QShortcut,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -41,7 +51,7 @@ from PySide6.QtWidgets import (
 from desktop_app.photo_model import THUMB, PhotoListModel, PhotoRole
 from desktop_app.tasks import SEARCH_LIMIT, Searcher, SyncTask, Thumbnailer
 from engine.errors import LibraryBusyError, PhotoseekError, QueryError
-from engine.library import Library, Photo, SearchResults, is_damage
+from engine.library import Library, Photo, Root, SearchResults, is_damage
 from engine.models.catalogue import catalogue, find, measured_cost
 from engine.models.registry import installed
 from engine.search.query import parse
@@ -50,6 +60,7 @@ log = logging.getLogger(__name__)
 
 DETAIL = 1024  # pixels of the detail view's picture
 DEBOUNCE_MS = 250
+UNDO_MS = 15_000  # how long a removed folder's Undo is offered
 BUSY_POLL_MS = 5000  # how often the window checks whether another process still writes the library
 NO_FOLDERS = "The library has no folders yet: Add folder, or drop a photo folder on this window."
 
@@ -63,6 +74,24 @@ def _like_names(text: str) -> str | None:
     if query.like and not (query.text or query.plus or query.minus):
         return ", ".join(f"“{Path(t).name}”" for t in query.like)
     return None
+
+
+_LIKE = re.compile(r'like:\s*(?:"([^"]*)"|(\S+))', re.IGNORECASE)
+
+
+def _shown(text: str) -> str:
+    """A query as the status bar shows it: each ``like:`` photo by its file name, not its whole
+    path (``like:"/home/ann/Pictures/2019/beach.jpg" -blue`` reads ``like:beach.jpg -blue``)."""
+
+    def name(match: re.Match[str]) -> str:
+        short = Path(match.group(1) if match.group(1) is not None else match.group(2)).name
+        return f'like:"{short}"' if " " in short else f"like:{short}"
+
+    return _LIKE.sub(name, text)
+
+
+def _like(photo: Photo) -> str:
+    return f'like:"{photo.path}"'
 
 
 def _sentence(message: str) -> str:
@@ -79,9 +108,20 @@ def _matches(count: int, text: str) -> str:
     say so."""
     like = _like_names(text)
     photos = f"photo{'s' if count != 1 else ''}"
+    shown = _shown(text)
     if count >= SEARCH_LIMIT:
-        return f"The {count} photos most like {like}" if like else f"The {count} best of the library for “{text}”"
-    return f"{count} {photos} like {like}, best first" if like else f"{count} {photos} for “{text}”, best first"
+        return f"The {count} photos most like {like}" if like else f"The {count} best of the library for “{shown}”"
+    return f"{count} {photos} like {like}, best first" if like else f"{count} {photos} for “{shown}”, best first"
+
+
+def confirm(parent: QWidget, title: str, text: str, verb: str) -> bool:
+    """Asks before doing something; the buttons say what (“Remove”, “Cancel”), and Cancel is the
+    default, so that Enter pressed by habit does nothing."""
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.Cancel, parent)
+    act = box.addButton(verb, QMessageBox.ButtonRole.AcceptRole)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    box.exec()
+    return box.clickedButton() is act
 
 
 class _Background(QObject):
@@ -110,6 +150,23 @@ class _Background(QObject):
 
 class _Changes(QObject):
     committed = Signal()
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that ends in “…” where the window is too narrow for all of it, rather
+    than pushing the window wider (or cutting words off unmarked); the whole line is its tooltip."""
+
+    def setText(self, text: str) -> None:  # type: ignore[override]
+        super().setText(text)
+        self.setToolTip(text)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(60, super().minimumSizeHint().height())
+
+    def paintEvent(self, _event: Any) -> None:
+        area = self.contentsRect()
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, area.width())
+        QPainter(self).drawText(area, int(self.alignment()), text)
 
 
 def human_size(size: int) -> str:
@@ -386,6 +443,7 @@ class MainWindow(QMainWindow):
         self.background = _Background()
         self._last_query = ""
         self._refreshing = ""  # a query run again because photos changed: the view keeps its place
+        self._similar_to: Photo | None = None  # the photo of the last Find similar
         self._closing = False
         self.service: Any = None  # engine.service.LibraryService while folders are watched
         self._status: dict[str, Any] | None = None
@@ -513,12 +571,14 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
-        self.status_text = QLabel("Opening the library…")
+        self.status_text = ElidedLabel("Opening the library…")
         self.progress_bar = QProgressBar()
         self.progress_bar.setMaximumWidth(220)
         self.progress_bar.setVisible(False)
         self.watch_label = QLabel()
-        self.device_label = QLabel("Model: loading")
+        self.device_label = ElidedLabel("Model: loading")
+        for label in (self.watch_label, self.device_label):  # apart from each other and the line
+            label.setContentsMargins(12, 0, 4, 0)
         bar.addWidget(self.status_text, 1)
         bar.addPermanentWidget(self.progress_bar)
         bar.addPermanentWidget(self.watch_label)
@@ -565,20 +625,20 @@ class MainWindow(QMainWindow):
         if results.hits:
             self.status_text.setText(_matches(len(results.hits), text))
             self.message.setVisible(False)
-            if not refresh:
+            if not refresh and self._similar_source() is None:  # (Find similar keeps its photo)
                 self.grid.setCurrentIndex(self.model.index(0))
         else:
             self.message.setText(_sentence(results.message or "no photo matches well enough"))
             self.message.setVisible(True)
-            self.status_text.setText(f"No photo matches “{text}”")
-            self.detail.show_photo(None)
+            self.status_text.setText(f"No photo matches “{_shown(text)}”")
+            self.detail.show_photo(self._similar_source())
 
     def _search_failed(self, text: str, message: str) -> None:
         if text == self.search.text().strip():
             self.model.show_results([])
             self.message.setText(_sentence(message))
             self.message.setVisible(True)
-            self.status_text.setText(f"Could not search for “{text}”")
+            self.status_text.setText(f"Could not search for “{_shown(text)}”")
             self.detail.show_photo(None)
 
     def _focus_grid(self) -> None:
@@ -600,13 +660,14 @@ class MainWindow(QMainWindow):
 
     def _find_similar(self, photo: Photo | None) -> None:
         if photo is not None:
-            self.search.setText(f'like:"{photo.path}"')
+            self._similar_to = photo
+            self.search.setText(_like(photo))
             self.run_search()
             self.grid.setFocus()  # not the search field, where typing would replace the query
 
     def _similar_but(self, photo: Photo | None) -> None:
         if photo is not None:
-            self.search.setText(f'like:"{photo.path}" ')
+            self.search.setText(_like(photo) + " ")
             self._debounce.stop()  # nothing to search for until the change is typed
             self.search.setFocus()
             self.search.end(False)
@@ -632,8 +693,17 @@ class MainWindow(QMainWindow):
         self.grid.verticalScrollBar().setValue(scroll)
         QTimer.singleShot(0, lambda: self.grid.verticalScrollBar().setValue(scroll))  # after the layout
 
+    def _similar_source(self) -> Photo | None:
+        """While the results of Find similar show, the photo it started from."""
+        source = self._similar_to
+        if source is not None and self.model.searching and self._last_query == _like(source):
+            return source
+        return None
+
     def _select(self, row: int) -> None:
-        self.detail.show_photo(self.model.photo_at(row) if row >= 0 else None)
+        # With no result picked, the results of Find similar leave the photo they started from in
+        # the detail panel: its "Similar, but…" is the natural next step.
+        self.detail.show_photo(self.model.photo_at(row) if row >= 0 else self._similar_source())
 
     def _open_detail(self, row: int) -> None:
         if row < 0:
@@ -656,6 +726,7 @@ class MainWindow(QMainWindow):
 
     def add_folder(self, folder: Path) -> None:
         self.status_text.setText(f"Adding {folder}…")
+        known = {root.id for root in self.library.roots()}
 
         def added(result: object) -> None:
             if isinstance(result, Exception):
@@ -664,6 +735,8 @@ class MainWindow(QMainWindow):
                 return
             self._show_empty_hint()  # the library has a folder now
             self.start_sync()
+            if isinstance(result, Root) and result.id in known:  # said over the progress for a while
+                self.statusBar().showMessage(f"Already in the library: {result.path.name or result.path}", 8000)
 
         self.background.run(lambda: self.library.add_root(folder), added)
 
@@ -679,13 +752,13 @@ class MainWindow(QMainWindow):
             )
             if not ok:
                 return
-        answer = QMessageBox.question(
+        if confirm(
             self,
             "Remove the folder?",
             f"Remove {folder} from the library?\n\nIts photos disappear from Photoseek; the files on disk are "
             "not touched. You can add the folder again at any time.",
-        )
-        if answer == QMessageBox.StandardButton.Yes:
+            "Remove",
+        ):
             self.remove_folder(Path(folder))
 
     def remove_folder(self, folder: Path) -> None:
@@ -701,19 +774,30 @@ class MainWindow(QMainWindow):
             else:
                 self.model.show_all()
                 self._update_counts()
-            self.status_text.setText(f"Removed {folder} ({result} photos) from the library.")
             self.start_watching()
+            # What was removed and its Undo, side by side and for as long as each other: the
+            # status line itself goes on showing counts and progress.
+            removal = QWidget()
+            row = QHBoxLayout(removal)
+            row.setContentsMargins(0, 0, 12, 0)
+            photos = f"{result} photo{'s' if result != 1 else ''}"
+            row.addWidget(QLabel(f"Removed {folder.name or folder} ({photos})."))
+            removal.setToolTip(f"{folder} is no longer in the library; the files on disk were not touched.")
             undo = QPushButton("Undo")
             undo.setToolTip(f"Add {folder} back; its photos are not indexed again")
-            self.statusBar().insertWidget(0, undo)  # beside the line that says what was removed
+            row.addWidget(undo)
+            # In the status line's place meanwhile (which goes on being kept up to date behind it).
+            self.statusBar().insertWidget(0, removal, 1)
+            self.status_text.setVisible(False)
 
             def drop_undo() -> None:
-                self.statusBar().removeWidget(undo)
-                undo.deleteLater()
+                self.statusBar().removeWidget(removal)
+                removal.deleteLater()
+                self.status_text.setVisible(True)
 
             undo.clicked.connect(lambda: (drop_undo(), self.add_folder(folder)))
-            # Tied to the button: a window closed (and deleted) before then cancels the timer.
-            QTimer.singleShot(15000, undo, drop_undo)
+            # Tied to the widget: a window closed (and deleted) before then cancels the timer.
+            QTimer.singleShot(UNDO_MS, removal, drop_undo)
 
         self.background.run(lambda: self.library.remove_root(folder), removed)
 
@@ -962,13 +1046,13 @@ class MainWindow(QMainWindow):
         if name == in_use or self.library.uses_model(name):
             QMessageBox.information(dialog, "Remove a model", f"{name} is in use; choose another model first.")
             return
-        answer = QMessageBox.question(
+        if not confirm(
             dialog,
             "Remove the model?",
             f"Delete the files of {name}? Photos indexed with it keep working with the model in use; "
             "you can download or import it again later.",
-        )
-        if answer != QMessageBox.StandardButton.Yes:
+            "Delete",
+        ):
             return
         from engine.models import registry
 

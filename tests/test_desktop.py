@@ -157,7 +157,7 @@ def test_adding_a_folder_indexes_it_and_problems_lists_a_corrupt_file(qtbot, ope
 
 
 def test_removing_a_folder_can_be_undone_without_indexing_again(qtbot, open_window, rgb_folder, monkeypatch):
-    from PySide6.QtWidgets import QInputDialog, QMessageBox, QPushButton
+    from PySide6.QtWidgets import QInputDialog, QLabel, QPushButton
 
     from desktop_app.window import NO_FOLDERS
 
@@ -165,12 +165,12 @@ def test_removing_a_folder_can_be_undone_without_indexing_again(qtbot, open_wind
     wait_synced(qtbot, window)
     asked: list[str] = []
 
-    def answer_yes(_parent, _title, text):  # type: ignore[no-untyped-def]
+    def answer_yes(_parent, _title, text, verb):  # type: ignore[no-untyped-def]
         asked.append(text)
-        return QMessageBox.StandardButton.Yes
+        return verb == "Remove"
 
     monkeypatch.setattr(QInputDialog, "getItem", lambda *a: pytest.fail("asked which of the one folder to remove"))
-    monkeypatch.setattr(QMessageBox, "question", answer_yes)
+    monkeypatch.setattr("desktop_app.window.confirm", answer_yes)
     window.remove_folder_dialog()
     assert len(asked) == 1 and f"Remove {rgb_folder.resolve()} from the library?" in asked[0]
 
@@ -178,15 +178,22 @@ def test_removing_a_folder_can_be_undone_without_indexing_again(qtbot, open_wind
         buttons = [b for b in window.statusBar().findChildren(QPushButton) if b.text() == "Undo" and b.isVisible()]
         return buttons[0] if buttons else None
 
+    def removed_line():
+        return [label.text() for label in window.statusBar().findChildren(QLabel) if label.isVisible()]
+
     qtbot.waitUntil(lambda: undo_button() is not None, timeout=10_000)
     assert window.model.rowCount() == 0 and window.library.roots() == []
-    assert "Removed" in window.status_text.text()
     assert window.message.isVisible() and window.message.text() == NO_FOLDERS  # what to do next
+    # What was removed stays said beside its Undo, whatever the status line says meanwhile.
+    window._update_counts()
+    qtbot.wait(1500)
+    assert f"Removed {rgb_folder.name} (3 photos)." in removed_line() and undo_button() is not None
+    assert window.status_text.text() == "0 photos"  # kept up to date, behind the removal's line
     with qtbot.waitSignal(window.sync.finished, timeout=SYNC_TIMEOUT_MS) as blocker:
         undo_button().click()
     report, _status = blocker.args[0]
     assert report.index is not None and (report.index.embedded, report.index.reused) == (0, 3)
-    assert undo_button() is None  # used once, then gone
+    assert undo_button() is None and window.status_text.isVisible()  # used once, then gone
     assert not window.message.isVisible()
     assert window.model.rowCount() == 3 and [r.path for r in window.library.roots()] == [rgb_folder.resolve()]
     assert (rgb_folder / "red.jpg").exists()
@@ -391,7 +398,7 @@ def test_the_model_in_use_cannot_be_removed_from_preferences(qtbot, tmp_path, ti
     wait_synced(qtbot, window)
     said: list[str] = []
     monkeypatch.setattr(QMessageBox, "information", lambda _parent, _title, text: said.append(text))
-    monkeypatch.setattr(QMessageBox, "question", lambda *a: pytest.fail("asked to confirm removing the model in use"))
+    monkeypatch.setattr("desktop_app.window.confirm", lambda *a: pytest.fail("asked to remove the model in use"))
     shown: list[PreferencesDialog] = []
 
     def press_remove(dialog):  # the user opens Preferences and presses Remove on the model shown
@@ -531,7 +538,7 @@ def test_the_status_line_of_find_similar_names_the_photo(qtbot, open_window, rgb
 
 
 def test_removing_a_folder_during_a_search_searches_what_is_left(qtbot, open_window, rgb_folder, tmp_path, monkeypatch):
-    from PySide6.QtWidgets import QInputDialog, QMessageBox
+    from PySide6.QtWidgets import QInputDialog
 
     other = tmp_path / "other"
     solid(other / "pink.jpg", (240, 120, 200))
@@ -543,7 +550,7 @@ def test_removing_a_folder_during_a_search_searches_what_is_left(qtbot, open_win
     search(qtbot, window, "red")
     assert window.model.rowCount() == 4
     monkeypatch.setattr(QInputDialog, "getItem", lambda *a: (str(other.resolve()), True))
-    monkeypatch.setattr(QMessageBox, "question", lambda *a: QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr("desktop_app.window.confirm", lambda *a: True)
     with qtbot.waitSignal(window.searcher.results, timeout=10_000, check_params_cb=lambda t, _r: t == "red"):
         window.remove_folder_dialog()
     assert window.model.searching and window.model.rowCount() == 3
@@ -658,3 +665,69 @@ def test_a_damaged_library_is_left_as_it_is_when_the_user_says_no(tmp_path, tiny
     session = Session(["--db", str(db), "--model", str(tiny_bundle), "--device", "cpu"])
     assert not session.open() and session.window is None
     assert db.read_bytes() == before and not list(tmp_path.glob("*.damaged-*"))
+
+
+def test_find_similar_keeps_its_photo_for_similar_but(qtbot, open_window, rgb_folder):
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    window.settings.setValue(window._cutoff_key(), -1.0)  # every photo a result
+    search(qtbot, window, "red")
+    red = window.detail.photo
+    assert red is not None and red.path.name == "red.jpg"
+    like = f'like:"{red.path}"'
+    with qtbot.waitSignal(window.searcher.results, timeout=10_000, check_params_cb=lambda t, _r: t == like):
+        window.detail.actions["Find similar"].click()
+    qtbot.wait(50)
+    assert window.model.rowCount() == 2 and not window.grid.currentIndex().isValid()
+    assert window.detail.photo is not None and window.detail.photo.path == red.path  # not the first result
+    window.detail.actions["Similar, but…"].click()
+    assert window.search.text() == like + " "
+    # A result picked replaces it in the detail panel, as anywhere else.
+    window.grid.setCurrentIndex(window.model.index(0))
+    assert window.detail.photo.path != red.path
+
+
+def test_the_status_line_names_like_photos_without_their_folders(qtbot, open_window, rgb_folder):
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    window.settings.setValue(window._cutoff_key(), -1.0)
+    search(qtbot, window, f'like:"{rgb_folder / "red.jpg"}" -blue')
+    assert window.status_text.text() == "2 photos for “like:red.jpg -blue”, best first"
+
+
+def test_adding_a_folder_already_in_the_library_says_so(qtbot, open_window, rgb_folder):
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    with qtbot.waitSignal(window.sync.finished, timeout=SYNC_TIMEOUT_MS):
+        window.add_folder(rgb_folder)
+    assert window.statusBar().currentMessage() == f"Already in the library: {rgb_folder.name}"
+    assert len(window.library.roots()) == 1
+
+
+def test_a_confirmation_is_not_given_by_pressing_enter(qtbot, open_window, rgb_folder):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from desktop_app.window import confirm
+
+    window = open_window()
+    seen: list[list[str]] = []
+
+    def press_enter() -> None:
+        box = QApplication.activeModalWidget()
+        assert isinstance(box, QMessageBox)
+        seen.append(sorted(b.text().replace("&", "") for b in box.buttons()))
+        qtbot.keyClick(box, Qt.Key.Key_Return)
+
+    QTimer.singleShot(100, press_enter)
+    assert confirm(window, "Remove the folder?", "Remove it?", "Remove") is False
+    assert seen == [["Cancel", "Remove"]]
+
+
+def test_a_long_status_line_does_not_widen_the_window(qtbot, open_window, rgb_folder):
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    line = "Indexing photos: 12,345 of 67,890, 3.2 photos/s, 4 h 12 min left " + "and more words " * 10
+    window.status_text.setText(line)
+    assert window.statusBar().minimumSizeHint().width() < 700
+    assert window.status_text.toolTip() == line  # all of it, where the window is too narrow
