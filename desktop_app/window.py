@@ -317,8 +317,14 @@ class DetailPanel(QWidget):
             self.said.emit(f"Copied the path of {self.photo.path.name}")
 
 
+def problems_of(library: Library) -> list[tuple[str, str]]:
+    """Each file that could not be read and each folder that could not be looked into, with why."""
+    photos = [(str(photo.path), photo.error or "unknown") for photo in library.problems()]
+    return photos + [(str(path), why) for path, why in library.unreadable()]
+
+
 class ProblemsDialog(QDialog):
-    def __init__(self, parent: QWidget, problems: list[Photo]) -> None:
+    def __init__(self, parent: QWidget, problems: list[tuple[str, str]]) -> None:
         super().__init__(parent)
         self.setWindowTitle("Problems")
         self.resize(760, 360)
@@ -326,12 +332,12 @@ class ProblemsDialog(QDialog):
         if not problems:
             layout.addWidget(QLabel("Every photo could be read."))
         self.table = QTableWidget(len(problems), 2)
-        self.table.setHorizontalHeaderLabels(["File", "Reason"])
+        self.table.setHorizontalHeaderLabels(["File or folder", "Reason"])
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        for row, photo in enumerate(problems):
-            self.table.setItem(row, 0, QTableWidgetItem(str(photo.path)))
-            self.table.setItem(row, 1, QTableWidgetItem(photo.error or "unknown"))
+        for row, (path, why) in enumerate(problems):
+            self.table.setItem(row, 0, QTableWidgetItem(path))
+            self.table.setItem(row, 1, QTableWidgetItem(why))
         self.table.resizeColumnToContents(0)
         layout.addWidget(self.table)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -946,7 +952,7 @@ class MainWindow(QMainWindow):
 
     def _update_counts(self) -> None:
         count = self.library.photo_count()
-        problems = len(self.library.problems())
+        problems = len(problems_of(self.library))
         text = f"{count:,} photos"
         if problems:
             text += f", {problems} could not be read (see Problems)"
@@ -980,7 +986,7 @@ class MainWindow(QMainWindow):
     # -- dialogs ----------------------------------------------------------------------------
 
     def show_problems(self) -> None:
-        self.problems_dialog = ProblemsDialog(self, self.library.problems())
+        self.problems_dialog = ProblemsDialog(self, problems_of(self.library))
         self.problems_dialog.show()
 
     def show_preferences(self) -> None:

@@ -130,7 +130,7 @@ def _print_sync(report, stream=None) -> None:
     stream = stream or sys.stderr
     index = report.index
     parts = [
-        f"{report.found} photos found",
+        f"{_count(report.found, 'photo')} found",
         f"{report.new} new",
         f"{report.changed} changed",
         f"{report.removed} removed",
@@ -342,11 +342,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"text and faces: not looked for yet in {_count(info['text_pending'], 'photo')} "
             "(`photoseek index` goes on; searching works meanwhile)"
         )
-    failures = info["failures"]
-    if failures:
+    problems = info["failures"] + info["unreadable"]
+    if problems:
         print("problems:")
-        for failure in failures:
-            print(f"  {_shown(failure['path'])}: {failure['reason']}")
+        for problem in problems:
+            print(f"  {_shown(problem['path'])}: {problem['reason']}")
     return EXIT_OK
 
 

@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 #: folder back within this time (the window's Undo, or a folder removed by mistake) runs no model.
 KEEP_REMOVED_SECONDS = 600.0
 
+#: The meta key (with a folder's id after it) of what the folder's last walk could not read.
+UNREADABLE = "unreadable:"
+
 #: How often at most a reader beside another writing process reads the vectors again for that
 #: process's photos (a read takes ~1 s at 100,000 photos).
 RELOAD_SECONDS = 10.0
@@ -641,6 +644,7 @@ class Library:
                     ids = [r[0] for r in self._conn.execute("SELECT id FROM photos WHERE root_id = ?", (root.id,))]
                     self._conn.execute("DELETE FROM photos WHERE root_id = ?", (root.id,))
                     self._conn.execute("DELETE FROM roots WHERE id = ?", (root.id,))
+                    self._conn.execute("DELETE FROM meta WHERE key = ?", (f"{UNREADABLE}{root.id}",))
                     self._collect_garbage(self._conn)
                 self.reload_index()
                 self._notify([Committed(i, None, "removed", None) for i in ids])
@@ -709,6 +713,15 @@ class Library:
                 # Files under an unreadable subfolder are not "deleted": they are kept.
                 counts = changes.record_walk(self._conn, root.id, walked, now)
                 self._conn.execute("UPDATE roots SET last_sync = ? WHERE id = ?", (now, root.id))
+                # What the walk could not read (a folder without permission), until a walk can:
+                # listed with the photos that failed (status, the window's Problems).
+                key = f"{UNREADABLE}{root.id}"
+                if walked.problems:
+                    self._conn.execute(
+                        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(walked.problems))
+                    )
+                else:
+                    self._conn.execute("DELETE FROM meta WHERE key = ?", (key,))
             report.new += counts.new
             report.changed += counts.changed
             report.removed += counts.removed
@@ -1098,6 +1111,17 @@ class Library:
                     return self._photo(row)
         return None
 
+    def unreadable(self) -> list[tuple[Path, str]]:
+        """What the last walk of each folder could not read (a subfolder without permission, a
+        file that cannot be looked at), with the reason: its photos are not in the library (those
+        already in it are kept) until it can be read."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT r.path, m.value FROM roots r JOIN meta m ON m.key = ? || r.id ORDER BY r.path", (UNREADABLE,)
+            ).fetchall()
+        found = [(Path(from_db_name(root)), json.loads(value)) for root, value in rows]
+        return [(folder / from_db_name(rel), why) for folder, problems in found for rel, why in problems]
+
     def problems(self) -> list[Photo]:
         """Photos that could not be indexed, with the reason."""
         with self._lock:
@@ -1134,6 +1158,7 @@ class Library:
             "switching_to": self.switch_progress(),
             **self.model_status(),
             "failures": [{"path": str(p.path), "reason": p.error} for p in self.problems()],
+            "unreadable": [{"path": str(path), "reason": why} for path, why in self.unreadable()],
         }
 
     def model_status(self) -> dict[str, object]:

@@ -74,6 +74,32 @@ def test_status_lists_the_unreadable_file_with_its_reason(db, rgb_folder, capsys
     assert "text file" in capsys.readouterr().err
 
 
+def test_a_folder_that_cannot_be_read_stays_listed_until_it_can(db, rgb_folder, capsys, monkeypatch):
+    import os
+
+    real = os.scandir
+    sub = str(rgb_folder / "sub")
+
+    def refuse(path="."):  # as a folder without read permission (the tests may run as root)
+        if os.fspath(path) == sub:
+            raise PermissionError(13, "Permission denied", sub)
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", refuse)
+    assert main(["index", str(rgb_folder), *db]) == 0
+    assert "cannot read the folder (Permission denied)" in capsys.readouterr().err
+    assert main(["status", *db, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["unreadable"] == [{"path": sub, "reason": "cannot read the folder (Permission denied)"}]
+    assert info["photos"] == 4  # blue.jpg, found before, is kept
+    assert main(["status", *db]) == 0
+    assert f"  {sub}: cannot read the folder (Permission denied)" in capsys.readouterr().out.splitlines()
+    monkeypatch.setattr(os, "scandir", real)
+    assert main(["index", str(rgb_folder), *db]) == 0
+    assert main(["status", *db, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unreadable"] == []
+
+
 @pytest.mark.parametrize("limit", ["0", "-3", "ten"])
 def test_a_limit_below_one_is_refused(db, capsys, limit):
     with pytest.raises(SystemExit) as exit_:

@@ -139,21 +139,36 @@ def test_a_query_that_cannot_be_searched_says_why(qtbot, open_window, rgb_folder
     assert window.status_text.text() == "Could not search for “like:nowhere.jpg”"
 
 
-def test_adding_a_folder_indexes_it_and_problems_lists_a_corrupt_file(qtbot, open_window, rgb_folder, tmp_path):
+def test_adding_a_folder_indexes_it_and_problems_lists_a_corrupt_file(
+    qtbot, open_window, rgb_folder, tmp_path, monkeypatch
+):
+    import os
+
     window = open_window(str(rgb_folder))
     wait_synced(qtbot, window)
     more = tmp_path / "more"
     solid(more / "yellow.jpg", (230, 220, 20))
     (more / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    locked = more / "locked"
+    solid(locked / "hidden-from-us.jpg", (10, 10, 10))
+    real = os.scandir
+
+    def refuse(path="."):  # a subfolder without read permission (the tests may run as root)
+        if os.fspath(path) == str(locked.resolve()):
+            raise PermissionError(13, "Permission denied", str(locked))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", refuse)
     with qtbot.waitSignal(window.sync.finished, timeout=SYNC_TIMEOUT_MS):
         window.add_folder(more)
     assert {r.path for r in window.library.roots()} == {rgb_folder.resolve(), more.resolve()}
     assert window.model.rowCount() == 5
     window.show_problems()
     table = window.problems_dialog.table
-    assert table.rowCount() == 1
-    assert table.item(0, 0).text().endswith("broken.jpg") and table.item(0, 1).text()
-    assert "could not be read" in window.status_text.text()
+    rows = sorted((table.item(n, 0).text(), table.item(n, 1).text()) for n in range(table.rowCount()))
+    assert len(rows) == 2 and rows[0][0].endswith("broken.jpg") and rows[0][1]
+    assert rows[1] == (str(locked.resolve()), "cannot read the folder (Permission denied)")
+    assert "2 could not be read" in window.status_text.text()
 
 
 def test_removing_a_folder_can_be_undone_without_indexing_again(qtbot, open_window, rgb_folder, monkeypatch):
