@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -17,10 +18,14 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine import __version__, paths
 from engine.errors import DatasetError, DecodeError, LibraryError, ModelError, PhotoseekError, QueryError, RootError
 from engine.ingest.pipeline import IndexProgress
+
+if TYPE_CHECKING:
+    from engine.library import Library, Photo, SearchResults
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # the library or model cannot be used
@@ -245,7 +250,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             if batch:
                 library.reload_if_changed()
             try:
-                results = library.search(text, limit=args.limit, cutoff=args.cutoff)
+                results, gone = _search_present(library, text, args.limit, args.cutoff)
             except QueryError as exc:
                 # A batch names the query that failed (once: a `like:` query's message starts with
                 # it); a single query's message names its own part.
@@ -272,9 +277,42 @@ def cmd_search(args: argparse.Namespace) -> int:
                     print(f"{hit.score:.3f}  {_shown(hit.photo.path)}")
                     if hit.photo.caption:
                         print(f"       {hit.photo.caption}")
+            if gone:
+                print(
+                    f"({_count(gone, 'photo')} deleted since the library was last brought up to date "
+                    "left out: `photoseek index` forgets them)",
+                    file=sys.stderr,
+                )
             if batch:
                 sys.stdout.flush()
     return status
+
+
+def _gone(photo: Photo) -> bool:
+    """The file was deleted since the last scan: missing from a folder that is there (one on an
+    unplugged drive, missing or empty, is offline: its photos are listed as they were)."""
+    if photo.path.exists():
+        return False
+    try:
+        with os.scandir(photo.root) as entries:
+            return next(entries, None) is not None
+    except OSError:
+        return False
+
+
+def _search_present(library: Library, text: str, limit: int, cutoff: float | None) -> tuple[SearchResults, int]:
+    """The search's best ``limit`` photos that are still there, and how many deleted ones were
+    left out. The library is a snapshot of the last scan; the window's watcher and `photoseek
+    watch` keep it current, a terminal search may come long after."""
+    want = limit
+    while True:
+        results = library.search(text, limit=want, cutoff=cutoff)
+        hits = [hit for hit in results.hits if not _gone(hit.photo)]
+        gone = len(results.hits) - len(hits)
+        if len(hits) >= limit or len(results.hits) < want:  # enough, or nothing more to find
+            message = results.message or (None if hits else "every photo that matched was deleted")
+            return dataclasses.replace(results, hits=hits[:limit], message=message), gone
+        want += gone
 
 
 def _json_text(value: object, indent: int | None = None) -> str:

@@ -74,6 +74,19 @@ def test_status_lists_the_unreadable_file_with_its_reason(db, rgb_folder, capsys
     assert "text file" in capsys.readouterr().err
 
 
+def test_search_leaves_out_photos_deleted_since_the_last_index(db, rgb_folder, tmp_path, capsys):
+    (rgb_folder / "red.jpg").unlink()
+    assert main(["search", "red", *db, "--cutoff", "-1", "--limit", "2", "--paths-only"]) == 0
+    captured = capsys.readouterr()
+    shown = captured.out.splitlines()
+    assert len(shown) == 2 and str(rgb_folder / "red.jpg") not in shown  # the next best take its place
+    assert "1 photo deleted since the library was last brought up to date left out" in captured.err
+    # A folder that is not there at all (an unplugged drive) is offline: its photos still show.
+    rgb_folder.rename(tmp_path / "unplugged")
+    assert main(["search", "green", *db, "--cutoff", "-1", "--limit", "1", "--paths-only"]) == 0
+    assert capsys.readouterr().out.splitlines() == [str(rgb_folder / "green.png")]
+
+
 def test_a_folder_that_cannot_be_read_stays_listed_until_it_can(db, rgb_folder, capsys, monkeypatch):
     import os
 
