@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 
 from engine import __version__, paths
 from engine.errors import DatasetError, DecodeError, LibraryError, ModelError, PhotoseekError, QueryError, RootError
-from engine.ingest.pipeline import IndexProgress
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (imported where used: `photoseek --help` and Ctrl+C answer at once)
+    from engine.ingest.pipeline import IndexProgress
     from engine.library import Library, Photo, SearchResults
 
 EXIT_OK = 0

@@ -470,3 +470,12 @@ def test_like_a_library_photo_that_could_not_be_read_gives_its_reason(db, tmp_pa
     assert main(["search", "like:notes.jpg", *db]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("photoseek: like:notes.jpg: ") and "text file" in err
+
+
+def test_the_command_starts_without_loading_the_engine():
+    # Until a command needs the library, only the argument parser is loaded: `--help` answers at
+    # once, and Ctrl+C in the first second meets main()'s handler, not a traceback from an import.
+    heavy = "('numpy', 'sqlite_utils', 'onnxruntime')"
+    code = f"import sys, engine.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
