@@ -131,7 +131,9 @@ def _shown(value: object) -> str:
     return "".join(repr(ch)[1:-1] if ord(ch) < 32 or ord(ch) == 127 else ch for ch in text)
 
 
-def _print_sync(report, stream=None) -> None:
+def _print_sync(report, stream=None, seconds: float | None = None) -> None:
+    """The summary of a sync; ``seconds``: the whole run's time (the scan and the second pass,
+    text and faces, with the indexing, which alone is timed in the report)."""
     stream = stream or sys.stderr
     index = report.index
     parts = [
@@ -148,6 +150,8 @@ def _print_sync(report, stream=None) -> None:
             parts.append(f"faces found in {report.faces_found}")
         if index.cancelled:
             parts.append("stopped early; run again to finish")
+    if seconds is not None and (index is None or seconds >= index.seconds + 0.5):
+        parts.append(f"{seconds:.1f}s in all")
     print("; ".join(parts), file=stream)
     for folder in report.offline:
         print(
@@ -156,7 +160,7 @@ def _print_sync(report, stream=None) -> None:
             file=stream,
         )
     for path, reason in report.unreadable[:20]:
-        print(f"cannot read {_shown(path)}: {reason}", file=stream)
+        print(f"{_shown(path)}: {reason}", file=stream)
     if index is not None and index.failures:
         print(f"{len(index.failures)} file(s) could not be read (see `photoseek status`):", file=stream)
         for path, reason in index.failures[:10]:
@@ -186,11 +190,12 @@ def cmd_index(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         _ = library.model  # build or load it before the scan prints anything
         progress.done()
+        started = time.monotonic()
         report = library.sync(
             on_progress=progress, on_text_progress=progress.text, workers=args.workers, read_text=not args.no_text
         )
         progress.done()
-        _print_sync(report)
+        _print_sync(report, seconds=time.monotonic() - started)
     return EXIT_OK
 
 

@@ -178,13 +178,29 @@ def test_indexing_progress_ends_with_one_line_and_a_summary(tmp_path, tiny_bundl
     assert sum(line.startswith("3/3 photos") for line in err) == 1, err
     assert err[-1].startswith("3 photos found; 3 new; 0 changed; 0 removed; 3 indexed")
     assert main(["index", *options, "--no-text"]) == 0  # nothing to do: no progress line at all
-    assert capsys.readouterr().err.splitlines() == [
-        "3 photos found; 0 new; 0 changed; 0 removed; 0 indexed, 0 reused, 0 failed in 0.0s"
-    ]
+    [summary] = capsys.readouterr().err.splitlines()
+    assert summary.startswith("3 photos found; 0 new; 0 changed; 0 removed; 0 indexed, 0 reused, 0 failed in ")
     (rgb_folder / "copy.jpg").write_bytes((rgb_folder / "red.jpg").read_bytes())  # reused, not indexed
     assert main(["index", *options, "--no-text"]) == 0
     err = capsys.readouterr().err.splitlines()
     assert sum(line.startswith("1/1 photos") for line in err) == 1, err
+
+
+def test_the_summary_gives_the_whole_run_time_where_it_is_more_than_the_indexing():
+    from engine.cli import _print_sync
+    from engine.ingest.pipeline import IndexReport
+    from engine.library import SyncReport
+
+    report = SyncReport(found=1, new=1, index=IndexReport(total=1, embedded=1, seconds=1.25), text_found=1)
+    out = io.StringIO()
+    _print_sync(report, out, seconds=7.5)  # the second pass (text and faces) took the rest
+    assert (
+        out.getvalue() == "1 photo found; 1 new; 0 changed; 0 removed; 1 indexed, 0 reused, 0 failed in 1.2s; "
+        "text found in 1; 7.5s in all\n"
+    )
+    out = io.StringIO()
+    _print_sync(report, out, seconds=1.3)
+    assert not out.getvalue().rstrip().endswith("in all")
 
 
 def test_the_built_in_model_of_a_library_is_not_removed_unasked(tmp_path, tiny_bundle, capsys):
