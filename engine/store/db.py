@@ -49,11 +49,15 @@ def describe_damage(exc: sqlite3.DatabaseError, path: Path | str) -> str:
     )
 
 
-def open_raw(path: Path) -> sqlite3.Connection:
+def open_raw(path: Path, *, immutable: bool | None = None, shared: bool = False) -> sqlite3.Connection:
     """A read-only connection to whatever the file holds: no identity or version check (to
-    examine a damaged or foreign file); immutable on read-only media, as :func:`connect` does."""
-    mode = "?mode=ro&immutable=1" if read_only_media(path) else "?mode=ro"
-    return sqlite3.connect(path.resolve().as_uri() + mode, uri=True)
+    examine a damaged or foreign file; the library's own readers check after). ``immutable``
+    (no locks, no WAL: the only way to read a WAL library on read-only media) defaults to
+    whether the file is on such media; ``shared``: usable from other threads."""
+    if immutable is None:
+        immutable = read_only_media(path)
+    mode = "?mode=ro&immutable=1" if immutable else "?mode=ro"
+    return sqlite3.connect(path.resolve().as_uri() + mode, uri=True, check_same_thread=not shared)
 
 
 def check_library(path: Path | str) -> str:
@@ -169,7 +173,7 @@ def _open_immutable(path: Path) -> sqlite3.Connection:
     """A library that cannot change while it is open (on read-only media): read without locks,
     WAL or migrations; a library of an older version cannot be upgraded there and is refused."""
     try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro&immutable=1", uri=True, check_same_thread=False)
+        conn = open_raw(path, immutable=True, shared=True)
     except sqlite3.Error as exc:
         raise LibraryError(f"cannot open the library at {path}: {exc}") from exc
     try:
@@ -244,7 +248,7 @@ def open_reader(path: Path | str) -> sqlite3.Connection:
     if read_only_media(path):
         return _open_immutable(path)
     try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False)
+        conn = open_raw(path, immutable=False, shared=True)
     except sqlite3.Error as exc:
         raise LibraryError(f"cannot open the library at {path}: {exc}") from exc
     version = _check_identity(conn, path)
