@@ -19,6 +19,7 @@ ScoreRole = Qt.ItemDataRole.UserRole + 2
 
 THUMB = 160
 PAGE = 512
+ICONS_KEPT = 2000  # square thumbnail icons kept, as many as the thumbnails kept in memory
 
 
 def placeholder(size: int, text: str = "") -> QPixmap:
@@ -47,6 +48,7 @@ class PhotoListModel(QAbstractListModel):
         self._row_of: dict[str, int] = {}
         self._loading = QIcon(placeholder(THUMB))
         self._broken = QIcon(placeholder(THUMB, "cannot show"))
+        self._icons: dict[int, QIcon] = {}  # the square icons of thumbnails, by their image
         thumbnails.ready.connect(self._thumbnail_ready)
 
     # -- contents -------------------------------------------------------------------------
@@ -133,7 +135,7 @@ class PhotoListModel(QAbstractListModel):
                 return self._loading
             if image.isNull():
                 return self._broken
-            return QIcon(QPixmap.fromImage(image))
+            return self._icon(image)
         if role == PhotoRole:
             return photo
         if role == ScoreRole and self._hits is not None:
@@ -141,6 +143,23 @@ class PhotoListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.SizeHintRole:
             return QSize(THUMB + 16, THUMB + 36)
         return None
+
+    def _icon(self, image: QImage) -> QIcon:
+        """The thumbnail centred on a square: every item's picture takes the same place, so that
+        the file names below line up in rows whatever each photo's shape."""
+        key = image.cacheKey()
+        icon = self._icons.get(key)
+        if icon is None:
+            square = QPixmap(THUMB, THUMB)
+            square.fill(QColor(0, 0, 0, 0))
+            painter = QPainter(square)
+            painter.drawImage((THUMB - image.width()) // 2, (THUMB - image.height()) // 2, image)
+            painter.end()
+            icon = QIcon(square)
+            if len(self._icons) >= ICONS_KEPT:
+                self._icons.pop(next(iter(self._icons)))
+            self._icons[key] = icon
+        return icon
 
     def _thumbnail_ready(self, path: str, size: int, _image: QImage) -> None:
         row = self._row_of.get(path)

@@ -12,7 +12,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 from desktop_app.main import Session, build
-from desktop_app.photo_model import PhotoRole
+from desktop_app.photo_model import THUMB, PhotoRole
 from engine import paths
 from engine.library import Library
 from tests.conftest import damage, solid
@@ -746,3 +746,19 @@ def test_a_long_status_line_does_not_widen_the_window(qtbot, open_window, rgb_fo
     window.status_text.setText(line)
     assert window.statusBar().minimumSizeHint().width() < 700
     assert window.status_text.toolTip() == line  # all of it, where the window is too narrow
+
+
+def test_thumbnails_of_any_shape_take_the_same_square(qtbot, open_window, rgb_folder):
+    # The file names under the thumbnails then line up in rows.
+    solid(rgb_folder / "tall.jpg", (200, 200, 20), size=(48, 120))
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    model = window.model
+
+    def icons():
+        return [model.data(model.index(row), Qt.ItemDataRole.DecorationRole) for row in range(model.rowCount())]
+
+    # Asked for once (the view may have asked already), then ready from the thumbnail cache.
+    qtbot.waitUntil(lambda: all(icon is not model._loading for icon in icons()), timeout=10_000)
+    sizes = {(s.width(), s.height()) for icon in icons() for s in icon.availableSizes()}
+    assert sizes == {(THUMB, THUMB)}
