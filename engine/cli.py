@@ -25,7 +25,7 @@ from engine.errors import DatasetError, DecodeError, LibraryError, ModelError, P
 
 if TYPE_CHECKING:  # (imported where used: `photoseek --help` and Ctrl+C answer at once)
     from engine.ingest.pipeline import IndexProgress
-    from engine.library import Library, Photo, SearchResults
+    from engine.library import Library, SearchResults
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # the library or model cannot be used
@@ -284,8 +284,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                         print(f"       {hit.photo.caption}")
             if gone:
                 print(
-                    f"({_count(gone, 'photo')} deleted since the library was last brought up to date "
-                    "left out: `photoseek index` forgets them)",
+                    f"({_count(gone, 'photo')} no longer on disk left out (deleted, or on a drive not "
+                    "connected): `photoseek index` brings the library up to date)",
                     file=sys.stderr,
                 )
             if batch:
@@ -293,29 +293,18 @@ def cmd_search(args: argparse.Namespace) -> int:
     return status
 
 
-def _gone(photo: Photo) -> bool:
-    """The file was deleted since the last scan: missing from a folder that is there (one on an
-    unplugged drive, missing or empty, is offline: its photos are listed as they were)."""
-    if photo.path.exists():
-        return False
-    try:
-        with os.scandir(photo.root) as entries:
-            return next(entries, None) is not None
-    except OSError:
-        return False
-
-
 def _search_present(library: Library, text: str, limit: int, cutoff: float | None) -> tuple[SearchResults, int]:
-    """The search's best ``limit`` photos that are still there, and how many deleted ones were
-    left out. The library is a snapshot of the last scan; the window's watcher and `photoseek
-    watch` keep it current, a terminal search may come long after."""
+    """The search's best ``limit`` photos that are still on disk, and how many were left out.
+    The library is what the last scan saw; the window's watcher and `photoseek watch` keep it
+    current, but a terminal search may come long after: a photo deleted since, or on a drive
+    unplugged since (which the next scan marks offline, and search leaves out), cannot be opened."""
     want = limit
     while True:
         results = library.search(text, limit=want, cutoff=cutoff)
-        hits = [hit for hit in results.hits if not _gone(hit.photo)]
+        hits = [hit for hit in results.hits if hit.photo.path.exists()]
         gone = len(results.hits) - len(hits)
         if len(hits) >= limit or len(results.hits) < want:  # enough, or nothing more to find
-            message = results.message or (None if hits else "every photo that matched was deleted")
+            message = results.message or (None if hits else "no photo that matched is on disk now")
             return dataclasses.replace(results, hits=hits[:limit], message=message), gone
         want += gone
 

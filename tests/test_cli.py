@@ -74,17 +74,19 @@ def test_status_lists_the_unreadable_file_with_its_reason(db, rgb_folder, capsys
     assert "text file" in capsys.readouterr().err
 
 
-def test_search_leaves_out_photos_deleted_since_the_last_index(db, rgb_folder, tmp_path, capsys):
+def test_search_leaves_out_photos_no_longer_on_disk(db, rgb_folder, tmp_path, capsys):
     (rgb_folder / "red.jpg").unlink()
     assert main(["search", "red", *db, "--cutoff", "-1", "--limit", "2", "--paths-only"]) == 0
     captured = capsys.readouterr()
     shown = captured.out.splitlines()
     assert len(shown) == 2 and str(rgb_folder / "red.jpg") not in shown  # the next best take its place
-    assert "1 photo deleted since the library was last brought up to date left out" in captured.err
-    # A folder that is not there at all (an unplugged drive) is offline: its photos still show.
+    assert "(1 photo no longer on disk left out" in captured.err
+    # The whole folder gone (an unplugged drive: the next scan marks it offline) shows nothing.
     rgb_folder.rename(tmp_path / "unplugged")
-    assert main(["search", "green", *db, "--cutoff", "-1", "--limit", "1", "--paths-only"]) == 0
-    assert capsys.readouterr().out.splitlines() == [str(rgb_folder / "green.png")]
+    assert main(["search", "green", *db, "--cutoff", "-1", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and "green: no photo that matched is on disk now" in captured.err
+    assert "(3 photos no longer on disk left out" in captured.err  # red, green and blue
 
 
 def test_a_folder_that_cannot_be_read_stays_listed_until_it_can(db, rgb_folder, capsys, monkeypatch):
