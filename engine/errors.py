@@ -3,6 +3,8 @@ the CLI and the GUI decide how to show them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class PhotoseekError(Exception):
     """Root of every error the engine raises on purpose."""
@@ -54,6 +56,15 @@ class QueryError(PhotoseekError):
 
 class RootError(PhotoseekError):
     """A photo folder cannot be added (missing, not a folder, unreadable)."""
+
+
+class InsideRootError(RootError):
+    """A folder to add is inside one of the library's folders: its photos are in it already."""
+
+    def __init__(self, folder: Path, root: Path) -> None:
+        super().__init__(f"{folder} is already in the library, inside {root}")
+        self.folder = folder
+        self.root = root
 
 
 class DownloadError(ModelError):

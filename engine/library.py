@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine import paths
-from engine.errors import DecodeError, LibraryBusyError, LibraryError, QueryError, RootError
+from engine.errors import DecodeError, InsideRootError, LibraryBusyError, LibraryError, QueryError, RootError
 from engine.ingest import changes
 from engine.ingest.decode import decode_photo, read_photo_file
 from engine.ingest.faces import faces_sentence
@@ -613,7 +613,7 @@ class Library:
                 if path == root.path:
                     return root
                 if root.path in path.parents:
-                    raise RootError(f"{path} is already in the library, inside {root.path}")
+                    raise InsideRootError(path, root.path)
                 if path in root.path.parents:
                     raise RootError(
                         f"{path} contains {root.path}, which is already in the library; remove that folder first"
@@ -1341,7 +1341,13 @@ class Library:
                     first = self._conn.execute(
                         "SELECT length(vector) " + _SEARCHED_SIMILAR + " LIMIT 1", (self.model.id,)
                     ).fetchone()
-                dim = first[0] // np.dtype(SIMILAR_STORED).itemsize if first else 1
+                if first is None:
+                    # No vector yet to tell their size (an empty library, its only folder just
+                    # removed): nothing to search, and nothing kept, so that the first vectors
+                    # committed are read with their size at the next search, not joined to an
+                    # index of a made-up one.
+                    return VectorIndex(1, quantize_above=self.quantize_above)
+                dim = first[0] // np.dtype(SIMILAR_STORED).itemsize
                 fetch = functools.partial(self._fetch_similar, dim=dim)
                 self._similar_index = self._load_index(_SEARCHED_SIMILAR, dim, self._similar_chunks(dim), fetch)
             return self._similar_index
@@ -1453,7 +1459,10 @@ class Library:
             vector = self.query_vector(query)
             index = self.search_index()
         if len(index) == 0:
-            return SearchResults(text, [], "the library has no indexed photos yet")
+            with self._lock:
+                folders = self._conn.execute("SELECT 1 FROM roots LIMIT 1").fetchone() is not None
+            empty = "the library has no indexed photos yet" if folders else "the library has no folders yet"
+            return SearchResults(text, [], empty)
         # The model's floor is calibrated on plain descriptions; a cutoff the caller gives applies alone, to all.
         if cutoff is None:
             cutoff = self.model.relevance_floor(vector) if query.is_plain else -1.0
@@ -1465,7 +1474,10 @@ class Library:
             with self._lock:
                 online = self._conn.execute("SELECT 1 FROM roots WHERE online = 1 LIMIT 1").fetchone()
             if online is None:
-                message = "the library's folders are offline (a drive not connected?): no photo to show"
+                message = (
+                    "the library's folders are offline (a drive not connected?): no photo to show "
+                    "until one is back and looked at again (`photoseek index`, or Refresh in the window)"
+                )
         return SearchResults(text, hits, message)
 
     def similar(self, photo: Photo | Path | str, limit: int = 50) -> SearchResults:

@@ -297,6 +297,25 @@ def test_the_same_folder_added_twice_at_once_is_added_once(tmp_path, tiny_bundle
         assert failed == [] and len(set(added)) == 1 and len(library.roots()) == 1
 
 
+def test_find_similar_works_again_once_an_emptied_library_has_photos_again(tmp_path, rgb_folder):
+    from tests.tiny_model import make_tiny_bundle
+
+    bundle = make_tiny_bundle(tmp_path / "tiny")
+    manifest = json.loads((bundle / "model.json").read_text())
+    manifest["image"]["similar_output"] = "probs"  # photos compared by vectors of their own
+    (bundle / "model.json").write_text(json.dumps(manifest))
+    like = f'like:"{rgb_folder / "red.jpg"}"'
+    with open_library(tmp_path, bundle) as library:
+        library.add_root(rgb_folder)
+        library.sync(read_text=False)
+        assert len(library.search(like, cutoff=-1).hits) == 2
+        library.remove_root(rgb_folder)
+        assert library.search(like, cutoff=-1).hits == []  # (the photo is read from disk)
+        library.add_root(rgb_folder)  # the window's Undo
+        library.sync(read_text=False)
+        assert len(library.search(like, cutoff=-1).hits) == 2
+
+
 def test_remove_root_forgets_photos_but_not_files(tmp_path, tiny_bundle, rgb_folder, monkeypatch):
     with open_library(tmp_path, tiny_bundle) as library:
         library.add_root(rgb_folder)
