@@ -73,7 +73,7 @@ class _ProgressLine:
 
     def text(self, progress: IndexProgress) -> None:
         """Progress of the second pass (text and faces)."""
-        line = progress.line().replace(" photos (0 failed)", " photos")
+        line = progress.line().replace(" (0 failed)", "")
         self._show("Reading text and faces in photos: " + line, end=self._end(progress))
 
     def build(self, message: str, fraction: float) -> None:
@@ -283,14 +283,26 @@ def cmd_search(args: argparse.Namespace) -> int:
                     if hit.photo.caption:
                         print(f"       {hit.photo.caption}")
             if gone:
-                print(
-                    f"({_count(gone, 'photo')} no longer on disk left out (deleted, or on a drive not "
-                    "connected): `photoseek index` brings the library up to date)",
-                    file=sys.stderr,
+                note = (
+                    f"left out {_count(gone, 'photo')} no longer on disk: deleted, or on a drive not connected "
+                    "(`photoseek index` brings the library up to date)"
                 )
+                print(f"{text}: {note}" if batch else note, file=sys.stderr)
             if batch:
                 sys.stdout.flush()
     return status
+
+
+def _missing(path: Path) -> bool:
+    """Whether the file is not there; one that cannot be looked at (a folder without permission,
+    a network share not answering) may well be, and is listed."""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _search_present(library: Library, text: str, limit: int, cutoff: float | None) -> tuple[SearchResults, int]:
@@ -301,7 +313,7 @@ def _search_present(library: Library, text: str, limit: int, cutoff: float | Non
     want = limit
     while True:
         results = library.search(text, limit=want, cutoff=cutoff)
-        hits = [hit for hit in results.hits if hit.photo.path.exists()]
+        hits = [hit for hit in results.hits if not _missing(hit.photo.path)]
         gone = len(results.hits) - len(hits)
         if len(hits) >= limit or len(results.hits) < want:  # enough, or nothing more to find
             message = results.message or (None if hits else "no photo that matched is on disk now")

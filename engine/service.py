@@ -246,14 +246,13 @@ class LibraryService:
             if counts.removed or counts.changed:
                 self._garbage_since = now  # the grace runs from the latest removal
             index = self._index(self.library.pending_jobs())
-            self._emit(
-                ServiceEvent(
-                    "applied",
-                    f"{counts.new} new, {counts.changed} changed, {counts.moved} moved, {counts.removed} removed"
-                    + (f"; {index.embedded} indexed, {index.reused} reused, {index.failed} failed" if index else ""),
-                    index=index,
-                )
-            )
+            worked = index is not None and (index.embedded or index.reused or index.failed)
+            if counts.new or counts.changed or counts.moved or counts.removed or worked:
+                # (Events that changed nothing, a file saved again as it was, are not news.)
+                message = f"{counts.new} new, {counts.changed} changed, {counts.moved} moved, {counts.removed} removed"
+                if index is not None:
+                    message += f"; {index.embedded} indexed, {index.reused} reused, {index.failed} failed"
+                self._emit(ServiceEvent("applied", message, index=index))
             return
         if self._retry_at is not None and now >= self._retry_at:
             self._idle_since = None

@@ -80,13 +80,30 @@ def test_search_leaves_out_photos_no_longer_on_disk(db, rgb_folder, tmp_path, ca
     captured = capsys.readouterr()
     shown = captured.out.splitlines()
     assert len(shown) == 2 and str(rgb_folder / "red.jpg") not in shown  # the next best take its place
-    assert "(1 photo no longer on disk left out" in captured.err
+    assert "left out 1 photo no longer on disk: deleted, or on a drive not connected" in captured.err
     # The whole folder gone (an unplugged drive: the next scan marks it offline) shows nothing.
     rgb_folder.rename(tmp_path / "unplugged")
     assert main(["search", "green", *db, "--cutoff", "-1", "--json"]) == 0
     captured = capsys.readouterr()
     assert captured.out == "" and "green: no photo that matched is on disk now" in captured.err
-    assert "(3 photos no longer on disk left out" in captured.err  # red, green and blue
+    assert "left out 3 photos no longer on disk" in captured.err  # red, green and blue
+
+
+def test_search_lists_photos_in_a_folder_it_cannot_look_into(db, rgb_folder, capsys, monkeypatch):
+    from pathlib import Path
+
+    real = Path.stat
+
+    def refuse(self, *args, **kwargs):  # as a folder without permission (the tests may run as root)
+        if self.parent.name == "sub":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", refuse)
+    monkeypatch.setattr("sys.stdin", io.StringIO("blue\nred\n"))
+    assert main(["search", "-", *db, "--cutoff", "-1", "--paths-only"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out.count(str(rgb_folder / "sub" / "blue.jpg")) == 2  # in both answers
 
 
 def test_a_folder_that_cannot_be_read_stays_listed_until_it_can(db, rgb_folder, capsys, monkeypatch):
@@ -185,7 +202,7 @@ def test_indexing_progress_ends_with_one_line_and_a_summary(tmp_path, tiny_bundl
     (rgb_folder / "copy.jpg").write_bytes((rgb_folder / "red.jpg").read_bytes())  # reused, not indexed
     assert main(["index", *options, "--no-text"]) == 0
     err = capsys.readouterr().err.splitlines()
-    assert sum(line.startswith("1/1 photos") for line in err) == 1, err
+    assert sum(line.startswith("1/1 photo (") for line in err) == 1, err
 
 
 def test_the_summary_gives_the_whole_run_time_where_it_is_more_than_the_indexing():
@@ -448,6 +465,8 @@ def test_a_folder_is_removed_from_the_library_and_its_files_stay(db, rgb_folder,
     assert main(["status", *db, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert (info["photos"], info["roots"]) == (0, [])
+    assert main(["search", "red", *db]) == 0
+    assert capsys.readouterr().err.strip() == "the library has no folders yet"
     assert sorted(p.name for p in rgb_folder.rglob("*")) == before
     assert main(["remove", str(rgb_folder), *db]) == 2
     assert capsys.readouterr().err.strip() == f"photoseek: {rgb_folder} is not a folder of this library"

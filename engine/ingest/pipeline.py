@@ -60,7 +60,8 @@ class IndexProgress:
 
     def line(self) -> str:
         eta = "--" if self.eta_s is None else _duration(self.eta_s)
-        return f"{self.done}/{self.total} photos ({self.failed} failed), {self.rate:.1f} photos/s, {eta} left"
+        noun = "photo" if self.total == 1 else "photos"
+        return f"{self.done}/{self.total} {noun} ({self.failed} failed), {self.rate:.1f} photos/s, {eta} left"
 
 
 def _duration(seconds: float) -> str:
