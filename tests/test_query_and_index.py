@@ -24,11 +24,13 @@ def test_parse_plain_and_algebra():
 
 
 def test_a_sign_alone_is_not_a_description():
-    for raw in ("-", "+", " - + "):
+    for raw in ("-", "+", " - + ", "-+", "not", "not -", "\u2013"):
         with pytest.raises(QueryError, match="empty query"):
             parse(raw)
-    q = parse("beach - people")  # the space typed between the sign and its word
-    assert q.text == "beach people" and q.minus == ()
+    for raw in ("beach - people", "beach \u2013 people", "beach -+ people", "beach people not"):
+        q = parse(raw)  # a sign typed apart from its word, an en dash, a "not" with nothing after
+        assert (q.text, q.minus, q.plus) == ("beach people", (), ()), raw
+    assert parse("beach not - people").minus == ()
 
 
 def test_apostrophes_and_backslashes_are_part_of_words():

@@ -18,6 +18,10 @@ from dataclasses import dataclass, field
 
 from engine.errors import QueryError
 
+#: Characters that alone are no concept: the plus and minus signs and the dashes typed or
+#: pasted for them.
+SIGNS = "+-\u2010\u2011\u2012\u2013\u2014\u2212"
+
 
 @dataclass(frozen=True)
 class Query:
@@ -71,11 +75,13 @@ def parse(raw: str) -> Query:
             if not target:
                 raise QueryError("like: needs a photo, for example like:beach.jpg")
             like.append(target)
-        elif token in ("-", "+"):
-            pass  # a sign with nothing after it ("beach - people" typed with a space): no concept
-        elif lower == "not" and i + 1 < len(tokens):
-            i += 1
-            minus.append(tokens[i])
+        elif not token.strip(SIGNS):
+            pass  # signs with nothing after them ("beach - people" typed with a space): no concept
+        elif lower == "not":
+            if i + 1 < len(tokens) and tokens[i + 1].strip(SIGNS):
+                i += 1
+                minus.append(tokens[i])
+            # else: "not" with nothing after it to push away, "dog not": no concept either
         elif token.startswith("-") and len(token) > 1:
             minus.append(token[1:])
         elif token.startswith("+") and len(token) > 1:
