@@ -50,7 +50,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.photo_model import THUMB, PhotoListModel, PhotoRole
 from desktop_app.tasks import SEARCH_LIMIT, Searcher, SyncTask, Thumbnailer
-from engine.errors import LibraryBusyError, PhotoseekError, QueryError
+from engine.errors import InsideRootError, LibraryBusyError, PhotoseekError, QueryError
 from engine.library import Library, Photo, Root, SearchResults, is_damage
 from engine.models.catalogue import catalogue, find, measured_cost
 from engine.models.registry import installed
@@ -109,6 +109,8 @@ def _matches(count: int, text: str) -> str:
     like = _like_names(text)
     photos = f"photo{'s' if count != 1 else ''}"
     shown = _shown(text)
+    if count == 0:
+        return f"No photo matches “{shown}”"
     if count >= SEARCH_LIMIT:
         return f"The {count} photos most like {like}" if like else f"The {count} best of the library for “{shown}”"
     return f"{count} {photos} like {like}, best first" if like else f"{count} {photos} for “{shown}”, best first"
@@ -150,6 +152,52 @@ class _Background(QObject):
 
 class _Changes(QObject):
     committed = Signal()
+
+
+class RemovalNote(QWidget):
+    """What was just removed, with its Undo, in the status line's place for a while (the line
+    goes on being kept up to date behind it). A second folder removed meanwhile joins the note,
+    and Undo adds back every folder it names."""
+
+    undo = Signal(list)  # the folders to add back
+    closed = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 12, 0)
+        self.label = ElidedLabel()
+        self.button = QPushButton("Undo")
+        row.addWidget(self.label, 1)
+        row.addWidget(self.button)
+        self.folders: list[tuple[Path, int]] = []
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(UNDO_MS)
+        self.timer.timeout.connect(self.close_note)
+        self.button.clicked.connect(self._undo)
+        self.setVisible(False)
+
+    def add(self, folder: Path, photos: int) -> None:
+        self.folders.append((folder, photos))
+        parts = [f"{f.name or f} ({p} photo{'s' if p != 1 else ''})" for f, p in self.folders]
+        named = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+        self.label.setText(f"Removed {named}.")
+        folders = ", ".join(str(f) for f, _ in self.folders)
+        self.button.setToolTip(f"Add {folders} back; the photos are not indexed again")
+        self.setVisible(True)
+        self.timer.start()  # from the last removal
+
+    def _undo(self) -> None:
+        folders = [f for f, _ in self.folders]
+        self.close_note()
+        self.undo.emit(folders)
+
+    def close_note(self) -> None:
+        self.timer.stop()
+        self.folders = []
+        self.setVisible(False)
+        self.closed.emit()
 
 
 class ElidedLabel(QLabel):
@@ -585,6 +633,10 @@ class MainWindow(QMainWindow):
         self.device_label = ElidedLabel("Model: loading")
         for label in (self.watch_label, self.device_label):  # apart from each other and the line
             label.setContentsMargins(12, 0, 4, 0)
+        self.removal = RemovalNote()
+        self.removal.undo.connect(lambda folders: [self.add_folder(folder) for folder in folders])
+        self.removal.closed.connect(lambda: self.status_text.setVisible(True))
+        bar.addWidget(self.removal, 1)
         bar.addWidget(self.status_text, 1)
         bar.addPermanentWidget(self.progress_bar)
         bar.addPermanentWidget(self.watch_label)
@@ -636,7 +688,7 @@ class MainWindow(QMainWindow):
         else:
             self.message.setText(_sentence(results.message or "no photo matches well enough"))
             self.message.setVisible(True)
-            self.status_text.setText(f"No photo matches “{_shown(text)}”")
+            self.status_text.setText(_matches(0, text))
             self.detail.show_photo(self._similar_source())
 
     def _search_failed(self, text: str, message: str) -> None:
@@ -735,6 +787,10 @@ class MainWindow(QMainWindow):
         known = {root.id for root in self.library.roots()}
 
         def added(result: object) -> None:
+            if isinstance(result, InsideRootError):  # nothing to do: said, not asked about
+                self._update_counts()
+                self.statusBar().showMessage(f"Already in the library, inside {result.root.name}", 8000)
+                return
             if isinstance(result, Exception):
                 QMessageBox.warning(self, "Cannot add the folder", str(result))
                 self._update_counts()
@@ -781,29 +837,8 @@ class MainWindow(QMainWindow):
                 self.model.show_all()
                 self._update_counts()
             self.start_watching()
-            # What was removed and its Undo, side by side and for as long as each other: the
-            # status line itself goes on showing counts and progress.
-            removal = QWidget()
-            row = QHBoxLayout(removal)
-            row.setContentsMargins(0, 0, 12, 0)
-            photos = f"{result} photo{'s' if result != 1 else ''}"
-            row.addWidget(QLabel(f"Removed {folder.name or folder} ({photos})."))
-            removal.setToolTip(f"{folder} is no longer in the library; the files on disk were not touched.")
-            undo = QPushButton("Undo")
-            undo.setToolTip(f"Add {folder} back; its photos are not indexed again")
-            row.addWidget(undo)
-            # In the status line's place meanwhile (which goes on being kept up to date behind it).
-            self.statusBar().insertWidget(0, removal, 1)
+            self.removal.add(folder, result if isinstance(result, int) else 0)
             self.status_text.setVisible(False)
-
-            def drop_undo() -> None:
-                self.statusBar().removeWidget(removal)
-                removal.deleteLater()
-                self.status_text.setVisible(True)
-
-            undo.clicked.connect(lambda: (drop_undo(), self.add_folder(folder)))
-            # Tied to the widget: a window closed (and deleted) before then cancels the timer.
-            QTimer.singleShot(UNDO_MS, removal, drop_undo)
 
         self.background.run(lambda: self.library.remove_root(folder), removed)
 

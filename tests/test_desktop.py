@@ -710,13 +710,22 @@ def test_the_status_line_names_like_photos_without_their_folders(qtbot, open_win
     assert window.status_text.text() == "2 photos for “like:red.jpg -blue”, best first"
 
 
-def test_adding_a_folder_already_in_the_library_says_so(qtbot, open_window, rgb_folder):
+def test_adding_a_folder_already_in_the_library_says_so(qtbot, open_window, rgb_folder, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    warned: list[object] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a: warned.append(a))
     window = open_window(str(rgb_folder))
     wait_synced(qtbot, window)
     with qtbot.waitSignal(window.sync.finished, timeout=SYNC_TIMEOUT_MS):
         window.add_folder(rgb_folder)
     assert window.statusBar().currentMessage() == f"Already in the library: {rgb_folder.name}"
     assert len(window.library.roots()) == 1
+    # A folder inside it as well, without a warning to dismiss.
+    window.add_folder(rgb_folder / "sub")
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage().endswith(f"inside {rgb_folder.name}"), timeout=5000)
+    assert window.statusBar().currentMessage() == f"Already in the library, inside {rgb_folder.name}"
+    assert len(window.library.roots()) == 1 and warned == []
 
 
 def test_a_confirmation_is_not_given_by_pressing_enter(qtbot, open_window, rgb_folder):
@@ -762,3 +771,35 @@ def test_thumbnails_of_any_shape_take_the_same_square(qtbot, open_window, rgb_fo
     qtbot.waitUntil(lambda: all(icon is not model._loading for icon in icons()), timeout=10_000)
     sizes = {(s.width(), s.height()) for icon in icons() for s in icon.availableSizes()}
     assert sizes == {(THUMB, THUMB)}
+
+
+def test_two_folders_removed_in_a_row_share_one_note_and_one_undo(qtbot, open_window, rgb_folder, tmp_path):
+    from PySide6.QtWidgets import QPushButton
+
+    other = tmp_path / "other"
+    solid(other / "pink.jpg", (240, 120, 200))
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    window.add_folder(other)
+    qtbot.waitUntil(lambda: window.syncs_finished >= 2, timeout=SYNC_TIMEOUT_MS)
+    for folder in (rgb_folder.resolve(), other.resolve()):
+        window.remove_folder(folder)
+        qtbot.waitUntil(lambda f=folder: f not in [r.path for r in window.library.roots()], timeout=10_000)
+    qtbot.waitUntil(lambda: len(window.removal.folders) == 2, timeout=10_000)
+    assert window.removal.label.text() == f"Removed {rgb_folder.name} (3 photos) and other (1 photo)."
+    undos = [b for b in window.statusBar().findChildren(QPushButton) if b.text() == "Undo" and b.isVisible()]
+    assert len(undos) == 1 and not window.status_text.isVisible()
+    with qtbot.waitSignal(window.sync.finished, timeout=SYNC_TIMEOUT_MS):
+        undos[0].click()
+    qtbot.waitUntil(lambda: len(window.library.roots()) == 2, timeout=SYNC_TIMEOUT_MS)
+    assert not window.removal.isVisible() and window.status_text.isVisible()
+
+
+def test_a_search_that_finds_nothing_says_so_when_photos_change(qtbot, open_window, rgb_folder):
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    window.settings.setValue(window._cutoff_key(), 0.999)
+    search(qtbot, window, "purple")
+    assert window.model.rowCount() == 0
+    window._show_counts_or_matches()  # as after the watcher's batch
+    assert window.status_text.text() == "No photo matches “purple”"
