@@ -119,13 +119,13 @@ def test_a_folder_that_cannot_be_read_stays_listed_until_it_can(db, rgb_folder, 
 
     monkeypatch.setattr(os, "scandir", refuse)
     assert main(["index", str(rgb_folder), *db]) == 0
-    assert "cannot read the folder (Permission denied)" in capsys.readouterr().err
+    assert "cannot look into the folder: permission denied" in capsys.readouterr().err
     assert main(["status", *db, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["unreadable"] == [{"path": sub, "reason": "cannot read the folder (Permission denied)"}]
+    assert info["unreadable"] == [{"path": sub, "reason": "cannot look into the folder: permission denied"}]
     assert info["photos"] == 4  # blue.jpg, found before, is kept
     assert main(["status", *db]) == 0
-    assert f"  {sub}: cannot read the folder (Permission denied)" in capsys.readouterr().out.splitlines()
+    assert f"  {sub}: cannot look into the folder: permission denied" in capsys.readouterr().out.splitlines()
     monkeypatch.setattr(os, "scandir", real)
     assert main(["index", str(rgb_folder), *db]) == 0
     assert main(["status", *db, "--json"]) == 0

@@ -104,6 +104,12 @@ def _second_path(folder: str, real: str, real_root: str) -> bool:
     return real != os.path.abspath(folder) and (real == real_root or _inside(real, real_root))
 
 
+def _why(exc: OSError) -> str:
+    """The system's reason, as the other reasons are written ("permission denied")."""
+    why = exc.strerror or str(exc)
+    return why[:1].lower() + why[1:]
+
+
 def walk(root: Path, start: Path | None = None, *, photos: bool = True) -> WalkReport:
     """Every candidate photo under ``root`` (hidden entries skipped, symlink loops broken, links
     to folders of the root itself not followed: their photos are listed by their own paths).
@@ -133,7 +139,7 @@ def walk(root: Path, start: Path | None = None, *, photos: bool = True) -> WalkR
         seen_dirs.add((st.st_dev, st.st_ino))
     except OSError as exc:
         rel = to_db_name(os.path.relpath(first, root_str))
-        report.problems.append((rel, f"cannot read the folder ({exc.strerror or exc})"))
+        report.problems.append((rel, f"cannot look into the folder: {_why(exc)}"))
         return report
     stack = [first]
     while stack:
@@ -142,7 +148,7 @@ def walk(root: Path, start: Path | None = None, *, photos: bool = True) -> WalkR
             entries = list(os.scandir(folder))
         except OSError as exc:
             rel = os.path.relpath(folder, root_str)
-            report.problems.append((to_db_name(rel), f"cannot read the folder ({exc.strerror or exc})"))
+            report.problems.append((to_db_name(rel), f"cannot look into the folder: {_why(exc)}"))
             continue
         for entry in entries:
             if entry.name.startswith("."):
@@ -157,7 +163,7 @@ def walk(root: Path, start: Path | None = None, *, photos: bool = True) -> WalkR
                     report.dangling.append(entry.path)
                 else:
                     rel = os.path.relpath(entry.path, root_str)
-                    report.problems.append((to_db_name(rel), f"cannot read ({exc.strerror or exc})"))
+                    report.problems.append((to_db_name(rel), f"cannot read the file: {_why(exc)}"))
                 continue
             if stat.S_ISDIR(info.st_mode):
                 key = (info.st_dev, info.st_ino)
