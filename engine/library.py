@@ -1423,6 +1423,8 @@ class Library:
             return encoded.similar[0] if similar and encoded.similar is not None else encoded.embeddings[0]
         if is_dir:
             raise QueryError(f"like:{target}: a folder, not a photo")
+        if self.photo(target) is not None:  # deleted since the last scan, which will forget it
+            raise QueryError(f"like:{target}: no longer on disk")
         raise QueryError(f"like:{target}: no such photo in the library or on disk")
 
     def query_vector(self, query: Query) -> np.ndarray:

@@ -76,6 +76,8 @@ def test_status_lists_the_unreadable_file_with_its_reason(db, rgb_folder, capsys
 
 def test_search_leaves_out_photos_no_longer_on_disk(db, rgb_folder, tmp_path, capsys):
     (rgb_folder / "red.jpg").unlink()
+    assert main(["search", f"like:{rgb_folder / 'red.jpg'}", *db]) == 2
+    assert capsys.readouterr().err.strip() == f"photoseek: like:{rgb_folder / 'red.jpg'}: no longer on disk"
     assert main(["search", "red", *db, "--cutoff", "-1", "--limit", "2", "--paths-only"]) == 0
     captured = capsys.readouterr()
     shown = captured.out.splitlines()
