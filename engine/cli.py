@@ -672,6 +672,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"photoseek {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     common = argparse.ArgumentParser(add_help=False)
+    # Also after the command's name, where people add it when the command misbehaves.
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument("--db", help="library file (default: $PHOTOSEEK_DB or the user data folder)")
     common.add_argument("--model", help="model id or bundle folder (default: the library's, else built-in)")
     common.add_argument("--device", choices=("auto", "cpu", "gpu"), default=os.environ.get("PHOTOSEEK_DEVICE", "auto"))

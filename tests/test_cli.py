@@ -518,3 +518,13 @@ def test_the_command_starts_without_loading_the_engine():
     code = f"import sys, engine.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_verbose_goes_before_or_after_the_command():
+    from engine.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["-vv", "status"]).verbose == 2
+    assert parser.parse_args(["status", "-vv"]).verbose == 2
+    assert parser.parse_args(["search", "a cat", "-v"]).verbose == 1
+    assert parser.parse_args(["status"]).verbose == 0
