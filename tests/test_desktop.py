@@ -552,15 +552,21 @@ def test_the_status_line_of_find_similar_names_the_photo(qtbot, open_window, rgb
     assert window.status_text.text() == "2 photos like “red.jpg”, best first"
 
 
-def test_removing_a_folder_during_a_search_searches_what_is_left(qtbot, open_window, rgb_folder, tmp_path, monkeypatch):
-    from PySide6.QtWidgets import QInputDialog
-
+def two_folders(qtbot, open_window, rgb_folder, tmp_path):
+    """A window on ``rgb_folder`` and a second folder, "other", with one pink photo; both indexed."""
     other = tmp_path / "other"
     solid(other / "pink.jpg", (240, 120, 200))
     window = open_window(str(rgb_folder))
     wait_synced(qtbot, window)
     window.add_folder(other)
     qtbot.waitUntil(lambda: window.syncs_finished >= 2, timeout=SYNC_TIMEOUT_MS)
+    return window, other
+
+
+def test_removing_a_folder_during_a_search_searches_what_is_left(qtbot, open_window, rgb_folder, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog
+
+    window, other = two_folders(qtbot, open_window, rgb_folder, tmp_path)
     window.settings.setValue(window._cutoff_key(), -1.0)
     search(qtbot, window, "red")
     assert window.model.rowCount() == 4
@@ -776,12 +782,7 @@ def test_thumbnails_of_any_shape_take_the_same_square(qtbot, open_window, rgb_fo
 def test_two_folders_removed_in_a_row_share_one_note_and_one_undo(qtbot, open_window, rgb_folder, tmp_path):
     from PySide6.QtWidgets import QPushButton
 
-    other = tmp_path / "other"
-    solid(other / "pink.jpg", (240, 120, 200))
-    window = open_window(str(rgb_folder))
-    wait_synced(qtbot, window)
-    window.add_folder(other)
-    qtbot.waitUntil(lambda: window.syncs_finished >= 2, timeout=SYNC_TIMEOUT_MS)
+    window, other = two_folders(qtbot, open_window, rgb_folder, tmp_path)
     for folder in (rgb_folder.resolve(), other.resolve()):
         window.remove_folder(folder)
         qtbot.waitUntil(lambda f=folder: f not in [r.path for r in window.library.roots()], timeout=10_000)
