@@ -1112,7 +1112,7 @@ class Library:
         return None
 
     def unreadable(self) -> list[tuple[Path, str]]:
-        """What the last walk of each folder could not read (a subfolder without permission, a
+        """What the last full walk of each folder could not read (a subfolder without permission, a
         file that cannot be looked at), with the reason: its photos are not in the library (those
         already in it are kept) until it can be read."""
         with self._lock:

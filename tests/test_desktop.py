@@ -794,6 +794,8 @@ def test_two_folders_removed_in_a_row_share_one_note_and_one_undo(qtbot, open_wi
         undos[0].click()
     qtbot.waitUntil(lambda: len(window.library.roots()) == 2, timeout=SYNC_TIMEOUT_MS)
     assert not window.removal.isVisible() and window.status_text.isVisible()
+    # Both folders' photos back, the second's too though it was added while the first was scanned.
+    qtbot.waitUntil(lambda: window.library.photo_count() == 4 and window.model.rowCount() == 4, timeout=30_000)
 
 
 def test_a_search_that_finds_nothing_says_so_when_photos_change(qtbot, open_window, rgb_folder):
