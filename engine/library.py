@@ -35,7 +35,15 @@ from engine.models.builtin import BUILTIN_ID
 from engine.models.builtin import Progress as BuildProgress
 from engine.models.encoders import normalize
 from engine.models.manifest import MANIFEST_NAME, load_manifest
-from engine.models.registry import LoadedModel, installed, is_named, load_captioner_bundle, load_model, resolve
+from engine.models.registry import (
+    BUILTIN_ALIASES,
+    LoadedModel,
+    installed,
+    is_named,
+    load_captioner_bundle,
+    load_model,
+    resolve,
+)
 from engine.models.runtime import SessionFactory
 from engine.search.index import QUANTIZE_ABOVE, FetchExact, VectorIndex
 from engine.search.query import Query, parse
@@ -410,12 +418,14 @@ class Library:
         """Names of the bundles this library needs: its model (the built-in one where none was
         chosen), a model it is switching to, its captioner. Not to be removed."""
         names = (self.model_name or BUILTIN_ID, self.pending_model_name, self.captioner_name)
-        return {name for name in names if name}
+        # "builtin" (as `models use builtin` records it) is the built-in bundle by its id.
+        return {BUILTIN_ID if name in BUILTIN_ALIASES else name for name in names if name}
 
     def uses_model(self, name: str) -> bool:
         """Whether ``name`` (an id, a label, a folder) names a bundle of :meth:`models_in_use`.
         Only installed bundles are looked at: resolving the name could build the built-in model."""
         in_use = self.models_in_use()
+        name = BUILTIN_ID if name in BUILTIN_ALIASES else name
         bundle = next((m for m in installed(self._models_root) if is_named(m, name)), None)
         return name in in_use or (bundle is not None and any(is_named(bundle, n) for n in in_use))
 

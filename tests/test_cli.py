@@ -226,6 +226,7 @@ def test_the_summary_gives_the_whole_run_time_where_it_is_more_than_the_indexing
 
 def test_the_built_in_model_of_a_library_is_not_removed_unasked(tmp_path, tiny_bundle, capsys):
     import shutil
+    import sqlite3
 
     from engine import paths
     from engine.library import Library
@@ -236,6 +237,13 @@ def test_the_built_in_model_of_a_library_is_not_removed_unasked(tmp_path, tiny_b
     Library(db).close()  # a library that chose no model uses the built-in one
     assert main(["models", "remove", "photoseek-builtin", "--db", str(db)]) == 2
     assert "is in use by" in capsys.readouterr().err and builtin.is_dir()
+    # Chosen by name ("models use builtin" records it so), the same bundle.
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('model', 'builtin')")
+    conn.close()
+    for name in ("photoseek-builtin", "builtin"):
+        assert main(["models", "remove", name, "--db", str(db)]) == 2
+        assert "is in use by" in capsys.readouterr().err and builtin.is_dir()
     assert main(["models", "remove", "photoseek-builtin", "--db", str(db), "--force"]) == 0
     assert not builtin.exists()
 
