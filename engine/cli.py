@@ -589,8 +589,11 @@ def _models_use(args: argparse.Namespace) -> int:
         kind = "captioner" if own else load_manifest(resolve(name)).kind
         progress.done()
         if kind == "captioner" or args.captioner:
-            library.use_captioner(None if own else name)
-            print(f"captions now come from {args.name}")
+            from engine.models.builtin import BUILTIN_ID
+
+            # "builtin" is the built-in model's captioner here, not "the model's own" (say "own").
+            library.use_captioner(None if own else (name or BUILTIN_ID))
+            print(f"captions now come from {'the model itself' if own else args.name}")
             if not args.later:
                 report = library.sync(on_progress=progress, workers=args.workers)
                 progress.done()

@@ -536,3 +536,19 @@ def test_verbose_goes_before_or_after_the_command():
     assert parser.parse_args(["status", "-vv"]).verbose == 2
     assert parser.parse_args(["search", "a cat", "-v"]).verbose == 1
     assert parser.parse_args(["status"]).verbose == 0
+
+
+def test_captions_from_builtin_means_the_built_in_models_captioner(db, tiny_bundle, capsys, monkeypatch):
+    from engine.library import Library
+    from engine.models import registry
+
+    chosen: list[str | None] = []
+    monkeypatch.setattr(Library, "use_captioner", lambda self, name: chosen.append(name))
+    monkeypatch.setattr(registry, "resolve", lambda name, *a, **k: tiny_bundle)  # (no build here)
+    assert main(["models", "use", "builtin", "--captioner", "--later", *db]) == 0
+    assert main(["models", "use", "own", "--captioner", "--later", *db]) == 0
+    assert chosen == ["photoseek-builtin", None]  # not the model's own captions, as "own" is
+    assert capsys.readouterr().out.splitlines() == [
+        "captions now come from builtin",
+        "captions now come from the model itself",
+    ]
