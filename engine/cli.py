@@ -553,6 +553,8 @@ def _models_pull(args: argparse.Namespace) -> int:
     from engine.models.catalogue import find
 
     entry = find(args.name)
+    if args.replace and _in_use(args, entry.name, "replace"):
+        return EXIT_USAGE
     line = _ProgressLine()
     manifest = hub.pull(entry, progress=lambda p: line.message(p.line()), replace=args.replace)
     line.done()
@@ -573,6 +575,8 @@ def _models_import(args: argparse.Namespace) -> int:
         source=args.source or str(source.resolve()),
         languages=tuple(x for x in (args.languages or "").split(",") if x),
     )
+    if args.replace and _in_use(args, info.id, "replace"):
+        return EXIT_USAGE
     manifest = import_folder(source, info, variant=args.variant, replace=args.replace)
     print(f"imported {manifest.label} ({manifest.kind}) into {manifest.root}")
     return EXIT_OK
@@ -620,16 +624,29 @@ def _models_use(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _in_use(args: argparse.Namespace, name: str, doing: str) -> bool:
+    """Whether the library (``--db``) uses the installed bundle ``name``, said when it does: its
+    vectors were made by that bundle's files, which removing or replacing them would break
+    (``--force`` goes ahead)."""
+    library = _library_if_exists(args)
+    if library is None or args.force:
+        return False
+    with library:
+        in_use = library.uses_model(name)
+    if in_use:
+        print(
+            f"photoseek: {name} is in use by {library.db_path}; choose another model first "
+            f"(`photoseek models use`), or {doing} it anyway with --force",
+            file=sys.stderr,
+        )
+    return in_use
+
+
 def _models_remove(args: argparse.Namespace) -> int:
     from engine.models import registry
 
-    library = _library_if_exists(args)
-    if library is not None and not args.force:
-        with library:
-            in_use = library.uses_model(args.name)
-        if in_use:
-            print(f"photoseek: {args.name} is in use by {library.db_path}; choose another model first", file=sys.stderr)
-            return EXIT_USAGE
+    if _in_use(args, args.name, "remove"):
+        return EXIT_USAGE
     manifest = registry.remove(args.name)
     print(f"removed {manifest.label} from {manifest.root}")
     return EXIT_OK
@@ -731,10 +748,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--rebuild", action="store_true", help="build it again even if it is current (same vectors, newer graphs)"
     )
-    a = actions.add_parser("pull", help="download a catalogue model from the Hugging Face Hub")
+    replacing = argparse.ArgumentParser(add_help=False, parents=[db])
+    replacing.add_argument("--replace", action="store_true", help="replace an installed bundle with the same id")
+    replacing.add_argument("--force", action="store_true", help="replace it even if the library uses it")
+    a = actions.add_parser("pull", parents=[replacing], help="download a catalogue model from the Hugging Face Hub")
     a.add_argument("name", help="catalogue name (see `photoseek models list`)")
-    a.add_argument("--replace", action="store_true", help="replace an installed bundle with the same id")
-    a = actions.add_parser("import", help="install a model from a local folder (Immich CLIP or HF image-to-text)")
+    a = actions.add_parser(
+        "import", parents=[replacing], help="install a model from a local folder (Immich CLIP or HF image-to-text)"
+    )
     a.add_argument("folder")
     a.add_argument("--id", help="model id (default: from the folder name)")
     a.add_argument("--version", default="1")
@@ -743,7 +764,6 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--source", help="where the files came from")
     a.add_argument("--languages", help="comma-separated language codes, e.g. en,de")
     a.add_argument("--variant", choices=("auto", "fp32", "quantized"), default="auto", help="captioner ONNX files")
-    a.add_argument("--replace", action="store_true", help="replace an installed bundle with the same id")
     a = actions.add_parser("use", parents=[db], help="make the library use a model (re-embeds its photos)")
     a.add_argument("name", help="installed model id, or builtin")
     a.add_argument("--device", choices=("auto", "cpu", "gpu"), default=os.environ.get("PHOTOSEEK_DEVICE", "auto"))

@@ -145,3 +145,21 @@ def test_an_installed_id_is_not_replaced_without_asking(tmp_path):
     assert (first.root / MANIFEST_NAME).is_file()
     replaced = import_folder(make_immich_clip(tmp_path / "c" / "clip", seed=2), replace=True)
     assert replaced.files["visual/model.onnx"]["sha256"] != first.files["visual/model.onnx"]["sha256"]
+
+
+def test_a_model_the_library_uses_is_not_replaced_unasked(tmp_path, rgb_folder, capsys):
+    from engine.cli import main
+
+    db = ["--db", str(tmp_path / "lib.sqlite3")]
+    assert main(["models", "import", str(make_immich_clip(tmp_path / "a" / "clip")), "--id", "myclip"]) == 0
+    assert main(["index", str(rgb_folder), "--no-text", "--model", "myclip", *db]) == 0
+    assert main(["models", "use", "myclip", *db]) == 0
+    before = next(m for m in installed() if m.id == "myclip").files["visual/model.onnx"]["sha256"]
+    capsys.readouterr()
+    newer = str(make_immich_clip(tmp_path / "b" / "clip", seed=1))
+    # Its photos' vectors were made by these files: new ones would not match them.
+    assert main(["models", "import", newer, "--id", "myclip", "--replace", *db]) == 2
+    assert "myclip is in use by" in capsys.readouterr().err
+    assert next(m for m in installed() if m.id == "myclip").files["visual/model.onnx"]["sha256"] == before
+    assert main(["models", "import", newer, "--id", "myclip", "--replace", "--force", *db]) == 0
+    assert next(m for m in installed() if m.id == "myclip").files["visual/model.onnx"]["sha256"] != before
