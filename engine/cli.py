@@ -606,6 +606,9 @@ def _models_use(args: argparse.Namespace) -> int:
         switch = library.use_model(name, background=False)
         if library.pending_model_name is None:
             print(f"the library now uses {switch.model}")
+            waiting = len(library.pending_jobs())
+            if waiting:  # (the model it used was gone: nothing to search with until then)
+                print(f"run `photoseek index` to embed {_count(waiting, 'photo')} with it")
             return EXIT_OK
         print(f"switching to {switch.model}: every photo is embedded with it first; search uses the current model")
         if args.later:

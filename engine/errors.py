@@ -27,7 +27,11 @@ class ModelError(PhotoseekError):
 
 
 class ModelNotFoundError(ModelError):
-    """No installed model bundle has the requested id."""
+    """No installed model bundle has the requested id (``name``, where known)."""
+
+    def __init__(self, message: str, name: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 class BundleIntegrityError(ModelError):

@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine import paths
-from engine.errors import DecodeError, InsideRootError, LibraryBusyError, LibraryError, QueryError, RootError
+from engine.errors import (
+    DecodeError,
+    InsideRootError,
+    LibraryBusyError,
+    LibraryError,
+    ModelNotFoundError,
+    QueryError,
+    RootError,
+)
 from engine.ingest import changes
 from engine.ingest.decode import decode_photo, read_photo_file
 from engine.ingest.faces import faces_sentence
@@ -386,14 +394,31 @@ class Library:
         return self._model
 
     def _load(self, name: str | None) -> LoadedModel:
-        return load_model(
-            name,
-            device=self._device,
-            threads=self._threads,
-            models_root=self._models_root,
-            progress=self._on_model_progress,
-            captioner=self._captioner_name,
-        )
+        try:
+            return load_model(
+                name,
+                device=self._device,
+                threads=self._threads,
+                models_root=self._models_root,
+                progress=self._on_model_progress,
+                captioner=self._captioner_name,
+            )
+        except ModelNotFoundError as exc:  # removed since the library chose it: say how to go on
+            if exc.name is not None and exc.name == self._captioner_name:
+                raise ModelNotFoundError(
+                    f"the library's captions come from the model {exc.name!r}, which is not installed now: "
+                    "install it again (`photoseek models pull` or `models import`), or caption with the "
+                    "model itself (`photoseek models use own --captioner`)",
+                    exc.name,
+                ) from exc
+            if exc.name is not None and exc.name == name == self._model_name:
+                raise ModelNotFoundError(
+                    f"the library uses the model {exc.name!r}, which is not installed now: install it again "
+                    "(`photoseek models pull` or `models import`), or choose another (`photoseek models use "
+                    "builtin`: its photos are then embedded again)",
+                    exc.name,
+                ) from exc
+            raise
 
     @property
     def model_loaded(self) -> bool:
@@ -471,8 +496,17 @@ class Library:
             raise LibraryError(f"{manifest.id} is a {manifest.kind}; use it with use_captioner()")
         self._stop_switch()
         switch = ModelSwitch(manifest.label)
-        if not self._has_indexed_photos() or self.model.id == manifest.label:
-            self._activate(name)  # nothing to re-embed (an empty library, or the model in use)
+        if not self._has_indexed_photos():
+            current: str | None = manifest.label  # (not loaded: it may be the built-in one, unbuilt)
+        else:
+            try:
+                current = self.model.id
+            except ModelNotFoundError:  # removed: nothing to search with meanwhile
+                current = None
+        if current in (None, manifest.label):
+            # Nothing to re-embed first (an empty library, the model in use), or nothing to
+            # search with meanwhile: the next sync embeds the photos that lack its vectors.
+            self._activate(name)
             return switch
         with self._model_lock:
             self._pending_name = name or "builtin"

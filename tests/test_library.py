@@ -316,6 +316,37 @@ def test_find_similar_works_again_once_an_emptied_library_has_photos_again(tmp_p
         assert len(library.search(like, cutoff=-1).hits) == 2
 
 
+def test_a_library_whose_model_was_removed_says_how_to_go_on_and_can_choose_another(tmp_path, rgb_folder):
+    import shutil
+
+    from engine import paths
+    from engine.errors import ModelNotFoundError
+    from tests.tiny_model import make_tiny_bundle
+
+    gone = make_tiny_bundle(paths.models_dir() / "tiny-x", model_id="tiny-x")
+    other = make_tiny_bundle(tmp_path / "tiny-y", model_id="tiny-y")
+    with Library(tmp_path / "lib.sqlite3", model="tiny-x", device="cpu") as library:
+        library.use_model("tiny-x")
+        library.add_root(rgb_folder)
+        library.sync(read_text=False)
+    shutil.rmtree(gone)  # `photoseek models remove tiny-x --force`
+    with Library(tmp_path / "lib.sqlite3", device="cpu") as library:
+        with pytest.raises(ModelNotFoundError, match=r"the library uses the model 'tiny-x', which is not installed"):
+            library.status()
+        library.use_model(str(other))  # nothing to search with meanwhile: at once, not after re-embedding
+        assert library.pending_model_name is None and library.model.id == "tiny-y@1"
+        assert len(library.pending_jobs()) == 3
+        library.sync(read_text=False)
+        assert library.search("red", cutoff=-1).hits[0].photo.path.name == "red.jpg"
+        library._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('captioner', 'gone-captioner')")
+        library._conn.commit()
+    with Library(tmp_path / "lib.sqlite3", device="cpu") as library:  # its captioner removed, the same
+        with pytest.raises(ModelNotFoundError, match=r"captions come from the model 'gone-captioner'.*--captioner"):
+            library.status()
+        library.use_captioner(None)
+        assert library.status()["indexed"] == 3
+
+
 def test_remove_root_forgets_photos_but_not_files(tmp_path, tiny_bundle, rgb_folder, monkeypatch):
     with open_library(tmp_path, tiny_bundle) as library:
         library.add_root(rgb_folder)

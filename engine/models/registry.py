@@ -57,7 +57,7 @@ def resolve(name: str | None, models_root: Path | None = None, progress: Progres
     for manifest in installed(models_root):
         if name in (manifest.id, manifest.label, manifest.root.name):
             return manifest.root
-    raise ModelNotFoundError(f"no model named {name!r} (see `photoseek models list`)")
+    raise ModelNotFoundError(f"no model named {name!r} (see `photoseek models list`)", name)
 
 
 @dataclass
