@@ -408,7 +408,7 @@ class Library:
                 raise ModelNotFoundError(
                     f"the library's captions come from the model {exc.name!r}, which is not installed now: "
                     "install it again (`photoseek models pull` or `models import`), or caption with the "
-                    "model itself (`photoseek models use own --captioner`)",
+                    "model itself (`photoseek models use --captioner own`)",
                     exc.name,
                 ) from exc
             if exc.name is not None and exc.name == name == self._model_name:
