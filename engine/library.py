@@ -29,6 +29,7 @@ from engine.errors import (
     InsideRootError,
     LibraryBusyError,
     LibraryError,
+    ModelError,
     ModelNotFoundError,
     QueryError,
     RootError,
@@ -529,13 +530,32 @@ class Library:
             log.exception("re-embedding for model %s failed", switch.model)
 
     def pending_model(self) -> LoadedModel | None:
-        """The model being switched to, loaded on first use."""
+        """The model being switched to, loaded on first use. One that cannot be loaded (its
+        files damaged or removed since it was chosen) ends the switch, said once: left pending,
+        it failed every later sync."""
         if self._pending_name is None:
             return None
         with self._model_lock:
             if self._pending is None:
-                self._pending = self._load(self._pending_name)
+                name = self._pending_name
+                try:
+                    self._pending = self._load(name)
+                except ModelError as exc:
+                    raise self._end_switch(name, exc) from exc
             return self._pending
+
+    def _end_switch(self, name: str, exc: ModelError) -> ModelError:
+        """Give up the switch to ``name``, which cannot be loaded or run; the error to raise."""
+        with self._model_lock:
+            if self._pending_name == name:
+                self._pending_name, self._pending = None, None
+        # (Not on a library that cannot be written: the next process says it again.)
+        with contextlib.suppress(LibraryError, sqlite3.Error), self._writing(), self._lock, self._conn:
+            self._conn.execute("DELETE FROM meta WHERE key = 'model_pending' AND value = ?", (name,))
+        return ModelError(
+            f"the switch to the model {name} stopped: it cannot be loaded ({exc}). The library keeps its "
+            f"model; install {name} again, then `photoseek models use {name}`"
+        )
 
     def _missing_jobs(self, model: LoadedModel) -> list[Job]:
         """Indexed photos of online folders that lack ``model``'s vector."""
@@ -577,13 +597,16 @@ class Library:
         """
         with self._switch_lock:
             name, pending = self._pending_name, self.pending_model()
-            if pending is None:
+            if pending is None or name is None:
                 return None
             jobs = self._missing_jobs(pending)
             indexer = Indexer(self.db_path, pending, workers=workers, on_progress=on_progress, cancel=cancel)
             with self._lock:
                 known = indexer.known_contents(self._conn)
-            report = indexer.run(jobs, known)
+            try:
+                report = indexer.run(jobs, known)
+            except ModelError as exc:  # its graphs do not load (damaged files of the right size)
+                raise self._end_switch(name, exc) from exc
             if not report.cancelled and pending.manifest.search_setting("text_in_photo_weight", 0.0) > 0:
                 self._embed_found_text(pending, cancel)
             self._record_device(pending)

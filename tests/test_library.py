@@ -347,6 +347,31 @@ def test_a_library_whose_model_was_removed_says_how_to_go_on_and_can_choose_anot
         assert library.status()["indexed"] == 3
 
 
+def test_a_switch_to_a_model_that_cannot_be_loaded_stops_once_and_indexing_goes_on(tmp_path, rgb_folder):
+    from engine import paths
+    from engine.errors import ModelError
+    from tests.tiny_model import make_tiny_bundle
+
+    make_tiny_bundle(paths.models_dir() / "tiny-x", model_id="tiny-x")
+    broken = make_tiny_bundle(paths.models_dir() / "tiny-y", model_id="tiny-y")
+    with Library(tmp_path / "lib.sqlite3", model="tiny-x", device="cpu") as library:
+        library.use_model("tiny-x")
+        library.add_root(rgb_folder)
+        library.sync(read_text=False)
+        library.use_model("tiny-y", background=False)
+        assert library.pending_model_name == "tiny-y"
+    graph = broken / "visual.onnx"
+    graph.write_bytes(b"\0" * graph.stat().st_size)  # damaged, its size unchanged
+    stopped = r"the switch to the model tiny-y stopped: it cannot be loaded"
+    with Library(tmp_path / "lib.sqlite3", device="cpu") as library, pytest.raises(ModelError, match=stopped):
+        library.sync(read_text=False)
+    with Library(tmp_path / "lib.sqlite3", device="cpu") as library:  # said once, not at every run
+        assert library.pending_model_name is None
+        (rgb_folder / "more.jpg").write_bytes((rgb_folder / "red.jpg").read_bytes())
+        assert library.sync(read_text=False).found == 4
+        assert library.model.id == "tiny-x@1" and library.search("red", cutoff=-1).hits
+
+
 def test_remove_root_forgets_photos_but_not_files(tmp_path, tiny_bundle, rgb_folder, monkeypatch):
     with open_library(tmp_path, tiny_bundle) as library:
         library.add_root(rgb_folder)
