@@ -533,16 +533,16 @@ class Library:
         """The model being switched to, loaded on first use. One that cannot be loaded (its
         files damaged or removed since it was chosen) ends the switch, said once: left pending,
         it failed every later sync."""
-        if self._pending_name is None:
-            return None
         with self._model_lock:
-            if self._pending is None:
-                name = self._pending_name
-                try:
-                    self._pending = self._load(name)
-                except ModelError as exc:
-                    raise self._end_switch(name, exc) from exc
-            return self._pending
+            name = self._pending_name
+            if name is None or self._pending is not None:
+                return self._pending
+            try:
+                self._pending = self._load(name)
+                return self._pending
+            except ModelError as exc:
+                failed = exc
+        raise self._end_switch(name, failed) from failed  # (outside the lock, which it takes)
 
     def _end_switch(self, name: str, exc: ModelError) -> ModelError:
         """Give up the switch to ``name``, which cannot be loaded or run; the error to raise."""

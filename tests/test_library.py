@@ -348,6 +348,9 @@ def test_a_library_whose_model_was_removed_says_how_to_go_on_and_can_choose_anot
 
 
 def test_a_switch_to_a_model_that_cannot_be_loaded_stops_once_and_indexing_goes_on(tmp_path, rgb_folder):
+    import shutil
+    import threading
+
     from engine import paths
     from engine.errors import ModelError
     from tests.tiny_model import make_tiny_bundle
@@ -370,6 +373,24 @@ def test_a_switch_to_a_model_that_cannot_be_loaded_stops_once_and_indexing_goes_
         (rgb_folder / "more.jpg").write_bytes((rgb_folder / "red.jpg").read_bytes())
         assert library.sync(read_text=False).found == 4
         assert library.model.id == "tiny-x@1" and library.search("red", cutoff=-1).hits
+        # The same for one whose bundle is gone before it could even be loaded.
+        library.use_model(str(make_tiny_bundle(tmp_path / "tiny-z", model_id="tiny-z")), background=False)
+    shutil.rmtree(tmp_path / "tiny-z")
+    failed: list[BaseException] = []
+
+    def sync() -> None:
+        with Library(tmp_path / "lib.sqlite3", device="cpu") as library:
+            try:
+                library.sync(read_text=False)
+            except ModelError as exc:
+                failed.append(exc)
+            failed.append(library.pending_model_name)  # type: ignore[arg-type]
+
+    thread = threading.Thread(target=sync, daemon=True)  # (a deadlock fails the test, not the suite)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive() and len(failed) == 2 and failed[1] is None
+    assert str(failed[0]).startswith(f"the switch to the model {tmp_path / 'tiny-z'} stopped")
 
 
 def test_remove_root_forgets_photos_but_not_files(tmp_path, tiny_bundle, rgb_folder, monkeypatch):
