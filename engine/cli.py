@@ -534,7 +534,12 @@ def _models_list(args: argparse.Namespace) -> int:
             f"  {manifest.id:24} {manifest.version:12} {manifest.kind:16} {size:8.1f} MB  {manifest.name}"
             + (f"  [{mark}]" if mark else "")
         )
-    installed = {m.id for m in bundles}
+    damaged = registry.damaged()
+    if damaged:
+        print("Damaged (install again with `photoseek models pull NAME`, or `photoseek models remove NAME`):")
+    for bundle in damaged:
+        print(f"  {bundle.root.name:24} {bundle.reason}")
+    installed = {m.id for m in bundles} | {b.root.name for b in damaged}
     available = [m for m in catalogue().values() if m.name not in installed]
     if available:
         print("Available (photoseek models pull NAME):")
@@ -555,10 +560,16 @@ def _models_pull(args: argparse.Namespace) -> int:
     entry = find(args.name)
     if args.replace and _in_use(args, entry.name, "replace"):
         return EXIT_USAGE
+    from engine.models.registry import installed
+
+    before = next((m.label for m in installed() if m.id == entry.name), None)
     line = _ProgressLine()
     manifest = hub.pull(entry, progress=lambda p: line.message(p.line()), replace=args.replace)
     line.done()
-    print(f"installed {manifest.label} ({manifest.name}) in {manifest.root}")
+    if manifest.label == before and not args.replace:
+        print(f"{manifest.label} ({manifest.name}) is installed already, in {manifest.root}")
+    else:
+        print(f"installed {manifest.label} ({manifest.name}) in {manifest.root}")
     print(f"use it with: photoseek models use {manifest.id}")
     return EXIT_OK
 
@@ -650,8 +661,8 @@ def _models_remove(args: argparse.Namespace) -> int:
 
     if _in_use(args, args.name, "remove"):
         return EXIT_USAGE
-    manifest = registry.remove(args.name)
-    print(f"removed {manifest.label} from {manifest.root}")
+    label, folder = registry.remove(args.name)
+    print(f"removed {label} from {folder}")
     return EXIT_OK
 
 

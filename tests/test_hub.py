@@ -150,7 +150,29 @@ def test_pulling_an_installed_model_again_downloads_nothing(hub, capsys):
     downloads = len([r for r in hub.requests if r.method == "GET" and "/resolve/" in r.path])
     assert main(["models", "pull", "tiny-clip"]) == 0
     assert len([r for r in hub.requests if r.method == "GET" and "/resolve/" in r.path]) == downloads
-    assert capsys.readouterr().out.count("installed tiny-clip@") == 2
+    out = capsys.readouterr().out
+    assert out.count("installed tiny-clip@") == 1 and "is installed already" in out
+
+
+def test_a_damaged_install_is_repaired_by_pulling_it_again(hub, capsys):
+    assert main(["models", "pull", "tiny-clip"]) == 0
+    graph = paths.models_dir() / "tiny-clip" / "textual" / "model.onnx"
+    graph.write_bytes(graph.read_bytes()[:500])
+    assert main(["models", "pull", "tiny-clip"]) == 0
+    assert load_manifest(paths.models_dir() / "tiny-clip", verify=True).id == "tiny-clip"
+    assert len(hub.downloads("/textual/model.onnx")) == 2
+
+
+def test_a_second_pull_of_the_same_model_at_once_is_refused_clearly(hub, capsys):
+    import filelock
+
+    # As another window or command holds it while it downloads.
+    lock = filelock.FileLock(str(paths.models_dir() / ".staging" / "pull-tiny-clip.lock"), thread_local=False)
+    with lock.acquire(timeout=0):
+        assert main(["models", "pull", "tiny-clip"]) == 1
+    assert "tiny-clip is being downloaded already" in capsys.readouterr().err
+    assert not _installed("tiny-clip")
+    assert main(["models", "pull", "tiny-clip"]) == 0
 
 
 def test_a_corrupted_file_is_refused_and_nothing_is_installed(hub, capsys):
@@ -168,7 +190,8 @@ def test_a_corrupted_file_is_refused_and_nothing_is_installed(hub, capsys):
     assert _installed("tiny-clip")
     assert len(hub.downloads("/visual/model.onnx")) == 1
     assert len(hub.downloads("/textual/model.onnx")) == 2
-    assert list((paths.models_dir() / ".staging").iterdir()) == []
+    # Nothing but the (empty) file that keeps two pulls of the model apart.
+    assert [p.name for p in (paths.models_dir() / ".staging").iterdir()] == ["pull-tiny-clip.lock"]
 
 
 def test_a_file_the_catalogue_does_not_pin_is_checked_against_the_hubs_sha256(hub, capsys):

@@ -125,15 +125,18 @@ def test_plain_decoder_only_export_is_imported_without_a_cache(tmp_path):
 def test_incomplete_or_unknown_folders_are_refused_and_nothing_is_installed(tmp_path):
     source = make_immich_clip(tmp_path / "src" / "clip")
     (source / "visual" / "preprocess_cfg.json").unlink()
-    with pytest.raises(ModelError, match=r"preprocess_cfg\.json is missing"):
+    with pytest.raises(ModelError, match=r"preprocess_cfg\.json is missing") as refused:
         import_folder(source)
+    # The folder the user named, not the temporary copy that was being converted.
+    assert str(source) in str(refused.value) and ".staging" not in str(refused.value)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="no layout Photoseek knows"):
         import_folder(tmp_path / "empty")
     broken = make_immich_clip(tmp_path / "src" / "broken")
     (broken / "config.json").write_text("{not json")
-    with pytest.raises(ModelError, match="cannot read"):
+    with pytest.raises(ModelError, match="cannot read") as refused:
         import_folder(broken)
+    assert str(broken / "config.json") in str(refused.value)
     assert installed() == []
     assert list((paths.models_dir() / ".staging").iterdir()) == []
 
@@ -163,3 +166,30 @@ def test_a_model_the_library_uses_is_not_replaced_unasked(tmp_path, rgb_folder, 
     assert next(m for m in installed() if m.id == "myclip").files["visual/model.onnx"]["sha256"] == before
     assert main(["models", "import", newer, "--id", "myclip", "--replace", "--force", *db]) == 0
     assert next(m for m in installed() if m.id == "myclip").files["visual/model.onnx"]["sha256"] != before
+
+
+def test_a_damaged_bundle_is_listed_named_and_removable(tmp_path, capsys):
+    from engine.cli import main
+
+    assert main(["models", "import", str(make_immich_clip(tmp_path / "a" / "clip")), "--id", "myclip"]) == 0
+    graph = paths.models_dir() / "myclip" / "visual" / "model.onnx"
+    graph.write_bytes(graph.read_bytes()[:1000])  # cut short (a full disk, a copy stopped halfway)
+    capsys.readouterr()
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "Damaged" in out and "myclip" in out and "visual/model.onnx has the wrong size" in out
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "red.png")
+    assert main(["caption", str(tmp_path / "red.png"), "--model", "myclip"]) == 1
+    err = capsys.readouterr().err
+    assert "the model 'myclip' is damaged" in err and "photoseek models remove myclip" in err
+    assert main(["models", "remove", "myclip"]) == 0
+    assert "removed myclip (damaged)" in capsys.readouterr().out
+    assert not (paths.models_dir() / "myclip").exists()
+
+
+def test_a_half_built_bundle_in_a_hidden_folder_is_not_installed(tmp_path):
+    # What a build or import stopped by a crash leaves beside the bundles.
+    source = make_immich_clip(tmp_path / "src" / "clip")
+    manifest = import_folder(source)
+    shutil.copytree(manifest.root, paths.models_dir() / ".clip-x1y2")
+    assert [m.root.name for m in installed()] == ["clip"]

@@ -32,10 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import filelock
+
 from engine import paths
 from engine.errors import BundleIntegrityError, DownloadError, ModelError
 from engine.models.catalogue import CatalogueModel
-from engine.models.importers import BundleInfo, convert, install, staging_root
+from engine.models.importers import BundleInfo, convert, install, shown_as, staging_root
 from engine.models.manifest import MANIFEST_NAME, Manifest, load_manifest, sha256_file
 
 log = logging.getLogger(__name__)
@@ -215,7 +217,7 @@ def pull(
     """Download ``entry`` from the Hub, verify it, convert it and install it as a bundle."""
     if offline():
         raise DownloadError(_offline_message(entry))
-    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub import HfApi
 
     hub = (hub or endpoint()).rstrip("/")
     revision = entry.revision or "main"
@@ -230,13 +232,45 @@ def pull(
         raise DownloadError(f"{hub} answered commit {commit} for pinned revision {entry.revision}")
     target = (models_root or paths.models_dir()) / entry.name
     if (target / MANIFEST_NAME).is_file() and not replace:
-        existing = load_manifest(target)
-        if existing.version == commit[:12]:
-            log.info("%s is already installed at %s", entry.name, existing.version)
-            return existing
+        try:
+            existing = load_manifest(target)
+        except ModelError as exc:  # damaged: its files are of no use, so the pull repairs it
+            log.warning("%s is damaged (%s); it is installed again", entry.name, exc)
+            replace = True
+        else:
+            if existing.version == commit[:12]:
+                log.info("%s is already installed at %s", entry.name, existing.version)
+                return existing
+            raise ModelError(
+                f"{entry.name} {existing.version} is installed; pull with --replace to install {commit[:12]} instead"
+            )
+    # One pull of a model at a time (two windows, a window and a command): they would share
+    # the staging folder, and the first to finish would delete it under the other.
+    lock = filelock.FileLock(str(staging_root(models_root) / f"pull-{entry.name}.lock"), thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
         raise ModelError(
-            f"{entry.name} {existing.version} is installed; pull with --replace to install {commit[:12]} instead"
-        )
+            f"{entry.name} is being downloaded already (by another window or command); wait for it to finish"
+        ) from None
+    try:
+        return _download(entry, info, commit, hub, models_root, progress, replace)
+    finally:
+        lock.release()
+
+
+def _download(
+    entry: CatalogueModel,
+    info: Any,
+    commit: str,
+    hub: str,
+    models_root: Path | None,
+    progress: PullCallback | None,
+    replace: bool,
+) -> Manifest:
+    """The files of ``entry`` at ``commit``, verified, converted and installed (see :func:`pull`)."""
+    from huggingface_hub import hf_hub_download
+
     plan = _plan(entry, {s.rfilename: s for s in info.siblings or []}, commit)
     sizes = [p.size for p in plan]
     total = None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
@@ -306,7 +340,10 @@ def pull(
             languages=entry.languages,
             provenance=provenance,
         )
-        manifest = convert(bundle, bundle_info, layout=entry.layout, variant=entry.variant)
+        try:
+            manifest = convert(bundle, bundle_info, layout=entry.layout, variant=entry.variant)
+        except ModelError as exc:  # name the repository, not the staging folder
+            raise shown_as(exc, bundle, f"{entry.repo}@{commit[:12]}") from exc
         for name, digest in digests.items():
             if manifest.files[name]["sha256"] != digest:  # changed on disk between check and conversion
                 raise BundleIntegrityError(f"{entry.name}: {name} changed while it was being installed")

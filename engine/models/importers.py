@@ -34,7 +34,7 @@ from typing import Any
 import onnx
 
 from engine import paths
-from engine.errors import ModelError
+from engine.errors import BundleIntegrityError, ModelError
 from engine.models.builtin import BUILTIN_ID
 from engine.models.manifest import MANIFEST_NAME, Manifest, load_manifest, write_manifest
 from engine.models.tokenizer import TextTokenizer
@@ -87,7 +87,7 @@ def _graph_io(path: Path) -> tuple[list[tuple[str, list[int | str]]], list[tuple
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and friends
-        raise ModelError(f"{path.name} is not a readable ONNX file: {exc}") from exc
+        raise ModelError(f"{path} is not a readable ONNX file: {exc}") from exc
 
     def dims(value: onnx.ValueInfoProto) -> list[int | str]:
         return [
@@ -469,14 +469,24 @@ def import_folder(
     try:
         bundle = staging / "bundle"
         shutil.copytree(src, bundle, ignore=shutil.ignore_patterns(".cache", ".git", "*.armnn", "*.rknn"))
-        if layout == PHOTOSEEK:
-            manifest = load_manifest(bundle, verify=True)
-        else:
-            manifest = convert(bundle, info, layout=layout, variant=variant)
+        try:
+            if layout == PHOTOSEEK:
+                manifest = load_manifest(bundle, verify=True)
+            else:
+                manifest = convert(bundle, info, layout=layout, variant=variant)
+        except ModelError as exc:  # name the user's folder, not the copy in the staging folder
+            raise shown_as(exc, bundle, str(src)) from exc
+        if layout != PHOTOSEEK:
             _prune(bundle, manifest)
         return install(bundle, models_root, replace=replace)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def shown_as(exc: ModelError, staged: Path, shown: str) -> ModelError:
+    """``exc`` with the staged copy's path replaced by what the user knows it as (the folder
+    imported, the repository pulled); staging folders are temporary and mean nothing to them."""
+    return type(exc)(str(exc).replace(str(staged), shown)) if type(exc) in (ModelError, BundleIntegrityError) else exc
 
 
 def _prune(bundle: Path, manifest: Manifest) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import paths
-from engine.errors import ModelError, ModelNotFoundError
+from engine.errors import BundleIntegrityError, ModelError, ModelNotFoundError
 from engine.models.builtin import BUILTIN_ID, Progress, ensure_builtin
 from engine.models.captioner import Captioner, load_captioner
 from engine.models.encoders import ImageEncoder, TextEncoder
@@ -23,27 +23,57 @@ log = logging.getLogger(__name__)
 BUILTIN_ALIASES = {None, "", "builtin", "built-in", BUILTIN_ID}
 
 
-def _bundles_in(root: Path) -> list[Manifest]:
-    """Every readable bundle directly under ``root`` (broken ones are logged and skipped)."""
-    found = []
+@dataclass(frozen=True)
+class DamagedBundle:
+    """A bundle folder whose manifest or files cannot be used (a file missing, cut short, or
+    changed in size): listed so that it can be named, removed or installed again."""
+
+    root: Path
+    reason: str
+
+    def is_named(self, name: str) -> bool:
+        return _names_folder(self.root, name)
+
+
+def _bundles_in(root: Path) -> tuple[list[Manifest], list[DamagedBundle]]:
+    """The bundles directly under ``root``: those that can be read, and the damaged ones.
+    Hidden folders are skipped: bundles being assembled (``.staging``, a half-built built-in
+    model's ``.photoseek-builtin-…``) are not installed yet."""
+    found: list[Manifest] = []
+    damaged: list[DamagedBundle] = []
     if root.is_dir():
         for folder in sorted(root.iterdir()):
-            if (folder / MANIFEST_NAME).is_file():
-                try:
-                    found.append(load_manifest(folder))
-                except ModelError as exc:
-                    log.warning("skipping model bundle %s: %s", folder, exc)
-    return found
+            if folder.name.startswith(".") or not (folder / MANIFEST_NAME).is_file():
+                continue
+            try:
+                found.append(load_manifest(folder))
+            except ModelError as exc:
+                log.warning("model bundle %s cannot be used: %s", folder, exc)
+                damaged.append(DamagedBundle(folder, str(exc)))
+    return found, damaged
 
 
 def installed(models_root: Path | None = None) -> list[Manifest]:
     """Every readable bundle under the models folder. Without ``models_root``, the read-only
     bundles shipped with the application follow, unless the user's folder has one of that id."""
-    found = _bundles_in(models_root or paths.models_dir())
+    found = _bundles_in(models_root or paths.models_dir())[0]
     if models_root is None:
         ids = {manifest.id for manifest in found}
-        found += [m for m in _bundles_in(paths.bundled_models_dir()) if m.id not in ids]
+        found += [m for m in _bundles_in(paths.bundled_models_dir())[0] if m.id not in ids]
     return found
+
+
+def damaged(models_root: Path | None = None) -> list[DamagedBundle]:
+    """The damaged bundles in the user's models folder (see :class:`DamagedBundle`)."""
+    return _bundles_in(models_root or paths.models_dir())[1]
+
+
+def _damaged_message(name: str, bundle: DamagedBundle) -> str:
+    return (
+        f"the model {name!r} is damaged ({bundle.reason}): install it again (`photoseek models pull "
+        f"{bundle.root.name}`, or `models import FOLDER --replace`), or remove it (`photoseek models remove "
+        f"{bundle.root.name}`)"
+    )
 
 
 def resolve(name: str | None, models_root: Path | None = None, progress: Progress | None = None) -> Path:
@@ -57,6 +87,9 @@ def resolve(name: str | None, models_root: Path | None = None, progress: Progres
     for manifest in installed(models_root):
         if name in (manifest.id, manifest.label, manifest.root.name):
             return manifest.root
+    for bundle in damaged(models_root):
+        if bundle.is_named(name):
+            raise BundleIntegrityError(_damaged_message(name, bundle))
     raise ModelNotFoundError(f"no model named {name!r} (see `photoseek models list`)", name)
 
 
@@ -140,24 +173,34 @@ def load_model(
     )
 
 
-def is_named(manifest: Manifest, name: str) -> bool:
-    """Whether ``name`` (an id, an ``id@version`` label, a folder name or path) names this bundle."""
-    if name in (manifest.id, manifest.label, manifest.root.name):
+def _names_folder(folder: Path, name: str) -> bool:
+    """Whether ``name`` is the bundle folder's name or a path to it."""
+    if name == folder.name:
         return True
     try:
-        return Path(name).expanduser().resolve() == manifest.root.resolve()
+        return Path(name).expanduser().resolve() == folder.resolve()
     except (OSError, ValueError):
         return False
 
 
-def remove(name: str, models_root: Path | None = None) -> Manifest:
-    """Delete an installed bundle (the built-in one is rebuilt on its next use)."""
+def is_named(manifest: Manifest, name: str) -> bool:
+    """Whether ``name`` (an id, an ``id@version`` label, a folder name or path) names this bundle."""
+    return name in (manifest.id, manifest.label) or _names_folder(manifest.root, name)
+
+
+def remove(name: str, models_root: Path | None = None) -> tuple[str, Path]:
+    """Delete an installed bundle, or a damaged one (the built-in one is rebuilt on its next
+    use). Returns what was removed (a label, or the folder's name with "damaged") and from where."""
     root = models_root or paths.models_dir()
-    for manifest in installed(root):
-        if is_named(manifest, name):
-            if manifest.root.parent.resolve() != root.resolve():
-                raise ModelError(f"{manifest.root} is not inside {root}; not removing it")
-            shutil.rmtree(manifest.root)
-            log.info("removed model bundle %s from %s", manifest.label, manifest.root)
-            return manifest
-    raise ModelNotFoundError(f"no installed model named {name!r} (see `photoseek models list`)")
+    found, broken = _bundles_in(root)
+    removed = next(((m.label, m.root) for m in found if is_named(m, name)), None)
+    if removed is None:
+        removed = next(((f"{b.root.name} (damaged)", b.root) for b in broken if b.is_named(name)), None)
+    if removed is None:
+        raise ModelNotFoundError(f"no installed model named {name!r} (see `photoseek models list`)", name)
+    label, folder = removed
+    if folder.parent.resolve() != root.resolve():
+        raise ModelError(f"{folder} is not inside {root}; not removing it")
+    shutil.rmtree(folder)
+    log.info("removed model bundle %s from %s", label, folder)
+    return label, folder
