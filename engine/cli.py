@@ -599,9 +599,10 @@ def _models_use(args: argparse.Namespace) -> int:
 
     progress = _ProgressLine()
     name = None if args.name in ("builtin", "built-in") else args.name
+    own = args.captioner and args.name == "own"
+    # The name is looked up first: a mistyped one must not leave a new, empty library behind.
+    kind = "captioner" if own else load_manifest(resolve(name, progress=progress.build)).kind
     with _open(args, progress) as library:
-        own = args.captioner and args.name == "own"
-        kind = "captioner" if own else load_manifest(resolve(name)).kind
         progress.done()
         if kind == "captioner" or args.captioner:
             from engine.models.builtin import BUILTIN_ID

@@ -1530,8 +1530,7 @@ class Library:
         if len(index) == 0:
             with self._lock:
                 folders = self._conn.execute("SELECT 1 FROM roots LIMIT 1").fetchone() is not None
-            empty = "the library has no indexed photos yet" if folders else "the library has no folders yet"
-            return SearchResults(text, [], empty)
+            return SearchResults(text, [], self._why_empty(folders))
         # The model's floor is calibrated on plain descriptions; a cutoff the caller gives applies alone, to all.
         if cutoff is None:
             cutoff = self.model.relevance_floor(vector) if query.is_plain else -1.0
@@ -1548,6 +1547,25 @@ class Library:
                     "until one is back and looked at again (`photoseek index`, or Refresh in the window)"
                 )
         return SearchResults(text, hits, message)
+
+    def _why_empty(self, folders: bool) -> str:
+        """Why a search has no vectors to look at: no folders, nothing indexed yet, or photos
+        embedded by another model than the one asked for (``--model``)."""
+        if not folders:
+            return "the library has no folders yet"
+        with self._lock:
+            other = self._conn.execute(
+                "SELECT model_id FROM embeddings WHERE kind = 'image' AND model_id != ? LIMIT 1", [self.model.id]
+            ).fetchone()
+        if other is None:
+            return "the library has no indexed photos yet"
+        chosen = {self._model_name, self._meta("model")}
+        if len({BUILTIN_ID if name in BUILTIN_ALIASES else name for name in chosen}) == 1:  # the library's own
+            return f"the library's photos are not embedded with {self.model.id} yet (`photoseek index` embeds them)"
+        return (
+            f"no photo of the library is embedded with {self.model.id}: its photos are embedded with "
+            f"{other[0]} (search with that model, or switch: `photoseek models use {self.model.manifest.id}`)"
+        )
 
     def similar(self, photo: Photo | Path | str, limit: int = 50) -> SearchResults:
         """Photos that look like ``photo`` (image-to-image search)."""

@@ -552,3 +552,10 @@ def test_captions_from_builtin_means_the_built_in_models_captioner(db, tiny_bund
         "captions now come from builtin",
         "captions now come from the model itself",
     ]
+
+
+def test_a_model_name_that_names_nothing_leaves_no_library_behind(tmp_path, capsys):
+    new = tmp_path / "new.sqlite3"
+    assert main(["models", "use", "nothere", "--db", str(new)]) == 1
+    assert "no model named 'nothere'" in capsys.readouterr().err
+    assert not new.exists()

@@ -193,3 +193,17 @@ def test_a_half_built_bundle_in_a_hidden_folder_is_not_installed(tmp_path):
     manifest = import_folder(source)
     shutil.copytree(manifest.root, paths.models_dir() / ".clip-x1y2")
     assert [m.root.name for m in installed()] == ["clip"]
+
+
+def test_searching_with_a_model_the_photos_are_not_embedded_with_says_so(tmp_path, rgb_folder, capsys):
+    from engine.cli import main
+
+    db = ["--db", str(tmp_path / "lib.sqlite3")]
+    assert main(["models", "import", str(make_immich_clip(tmp_path / "a" / "clip")), "--id", "myclip"]) == 0
+    assert main(["models", "import", str(make_immich_clip(tmp_path / "b" / "clip", seed=1)), "--id", "other"]) == 0
+    assert main(["index", str(rgb_folder), "--no-text", "--model", "myclip", *db]) == 0
+    capsys.readouterr()
+    assert main(["search", "red", "--model", "other", *db]) == 0
+    out = capsys.readouterr().err
+    assert "no photo of the library is embedded with other@" in out and "embedded with myclip@" in out
+    assert "photoseek models use other" in out

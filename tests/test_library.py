@@ -336,6 +336,7 @@ def test_a_library_whose_model_was_removed_says_how_to_go_on_and_can_choose_anot
         library.use_model(str(other))  # nothing to search with meanwhile: at once, not after re-embedding
         assert library.pending_model_name is None and library.model.id == "tiny-y@1"
         assert len(library.pending_jobs()) == 3
+        assert "photos are not embedded with tiny-y@1 yet (`photoseek index`" in library.search("red").message
         library.sync(read_text=False)
         assert library.search("red", cutoff=-1).hits[0].photo.path.name == "red.jpg"
         library._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('captioner', 'gone-captioner')")
