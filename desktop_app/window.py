@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -54,7 +53,7 @@ from engine.errors import InsideRootError, LibraryBusyError, PhotoseekError, Que
 from engine.library import Library, Photo, Root, SearchResults, is_damage
 from engine.models.catalogue import catalogue, find, measured_cost
 from engine.models.registry import installed
-from engine.search.query import parse
+from engine.search.query import abbreviate, parse
 
 log = logging.getLogger(__name__)
 
@@ -76,20 +75,6 @@ def _like_names(text: str) -> str | None:
     return None
 
 
-_LIKE = re.compile(r'like:\s*(?:"([^"]*)"|(\S+))', re.IGNORECASE)
-
-
-def _shown(text: str) -> str:
-    """A query as the status bar shows it: each ``like:`` photo by its file name, not its whole
-    path (``like:"/home/ann/Pictures/2019/beach.jpg" -blue`` reads ``like:beach.jpg -blue``)."""
-
-    def name(match: re.Match[str]) -> str:
-        short = Path(match.group(1) if match.group(1) is not None else match.group(2)).name
-        return f'like:"{short}"' if " " in short else f"like:{short}"
-
-    return _LIKE.sub(name, text)
-
-
 def _like(photo: Photo) -> str:
     return f'like:"{photo.path}"'
 
@@ -108,7 +93,7 @@ def _matches(count: int, text: str) -> str:
     say so."""
     like = _like_names(text)
     photos = f"photo{'s' if count != 1 else ''}"
-    shown = _shown(text)
+    shown = abbreviate(text)
     if count == 0:
         return f"No photo matches “{shown}”"
     if count >= SEARCH_LIMIT:
@@ -696,7 +681,7 @@ class MainWindow(QMainWindow):
             self.model.show_results([])
             self.message.setText(_sentence(message))
             self.message.setVisible(True)
-            self.status_text.setText(f"Could not search for “{_shown(text)}”")
+            self.status_text.setText(f"Could not search for “{abbreviate(text)}”")
             self.detail.show_photo(None)
 
     def _focus_grid(self) -> None:

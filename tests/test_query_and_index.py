@@ -42,6 +42,18 @@ def test_apostrophes_and_backslashes_are_part_of_words():
     assert parse("cat #1").text == "cat #1"
 
 
+def test_abbreviate_names_like_photos_by_file_name_as_the_parser_reads_them():
+    from engine.search.query import abbreviate
+
+    assert abbreviate('like:"/home/ann/Pictures/2019/beach.jpg" -blue') == "like:beach.jpg -blue"
+    assert abbreviate('LIKE: "/a b/my beach.jpg" +red') == 'LIKE: "my beach.jpg" +red'
+    # A word that is also in the path is left alone; each photo of several is shortened.
+    assert abbreviate("beach like:/p/beach like:/q/cat.png") == "beach like:beach like:cat.png"
+    assert abbreviate("unlike:/x/y.jpg dog") == "unlike:/x/y.jpg dog"  # no like: token
+    assert abbreviate("red car") == "red car"
+    assert abbreviate("like:") == "like:"  # refused by the parser: as typed
+
+
 def _unit(rng, n, d):
     x = rng.standard_normal((n, d)).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)

@@ -13,8 +13,10 @@ A query is a description, optionally with vector arithmetic (as in Kiros et al. 
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 from engine.errors import QueryError
 
@@ -95,3 +97,32 @@ def parse(raw: str) -> Query:
             raise QueryError("a query needs something to look for, not only things to avoid")
         raise QueryError("empty query")
     return query
+
+
+#: Where a ``like:`` token can begin in the typed text: at its start, after a space or a quote.
+_LIKE_AT = re.compile(r'(?:^|(?<=[\s"]))like:', re.IGNORECASE)
+
+
+def abbreviate(raw: str) -> str:
+    """``raw`` as a person reads it back: each ``like:`` photo by its file name, not its whole
+    path (``like:"/home/ann/Pictures/2019/beach.jpg" -blue`` reads ``like:beach.jpg -blue``).
+    The photos are those :func:`parse` reads; a query it refuses comes back as typed."""
+    try:
+        targets = parse(raw).like
+    except QueryError:
+        return raw
+    parts: list[str] = []
+    at = 0
+    for target in targets:
+        marker = _LIKE_AT.search(raw, at)
+        start = raw.find(target, marker.end()) if marker else -1
+        if start < 0:  # (an unbalanced quote, read as a space, can hide it)
+            continue
+        end = start + len(target)
+        if raw[start - 1] == '"' and raw[end : end + 1] == '"':
+            start, end = start - 1, end + 1
+        name = PurePath(target).name or target
+        parts += [raw[at:start], f'"{name}"' if " " in name else name]
+        at = end
+    parts.append(raw[at:])
+    return "".join(parts)
