@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import logging
 import math
@@ -25,7 +24,6 @@ from engine.errors import DatasetError, DecodeError, LibraryError, ModelError, P
 
 if TYPE_CHECKING:  # (imported where used: `photoseek --help` and Ctrl+C answer at once)
     from engine.ingest.pipeline import IndexProgress
-    from engine.library import Library, SearchResults
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # the library or model cannot be used
@@ -255,7 +253,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             if batch:
                 library.reload_if_changed()
             try:
-                results, gone = _search_present(library, text, args.limit, args.cutoff)
+                # The library is what the last scan saw: leave out what is gone since.
+                results = library.search(text, limit=args.limit, cutoff=args.cutoff, on_disk=True)
             except QueryError as exc:
                 # A batch names the query that failed (once: a `like:` query's message starts with
                 # it); a single query's message names its own part.
@@ -282,43 +281,15 @@ def cmd_search(args: argparse.Namespace) -> int:
                     print(f"{hit.score:.3f}  {_shown(hit.photo.path)}")
                     if hit.photo.caption:
                         print(f"       {hit.photo.caption}")
-            if gone:
+            if results.left_out:
                 note = (
-                    f"left out {_count(gone, 'photo')} no longer on disk: deleted, or on a drive not connected "
-                    "(`photoseek index` brings the library up to date)"
+                    f"left out {_count(results.left_out, 'photo')} no longer on disk: deleted, or on a drive not "
+                    "connected (`photoseek index` brings the library up to date)"
                 )
                 print(f"{text}: {note}" if batch else note, file=sys.stderr)
             if batch:
                 sys.stdout.flush()
     return status
-
-
-def _missing(path: Path) -> bool:
-    """Whether the file is not there; one that cannot be looked at (a folder without permission,
-    a network share not answering) may well be, and is listed."""
-    try:
-        path.stat()
-    except (FileNotFoundError, NotADirectoryError):
-        return True
-    except OSError:
-        return False
-    return False
-
-
-def _search_present(library: Library, text: str, limit: int, cutoff: float | None) -> tuple[SearchResults, int]:
-    """The search's best ``limit`` photos that are still on disk, and how many were left out.
-    The library is what the last scan saw; the window's watcher and `photoseek watch` keep it
-    current, but a terminal search may come long after: a photo deleted since, or on a drive
-    unplugged since (which the next scan marks offline, and search leaves out), cannot be opened."""
-    want = limit
-    while True:
-        results = library.search(text, limit=want, cutoff=cutoff)
-        hits = [hit for hit in results.hits if not _missing(hit.photo.path)]
-        gone = len(results.hits) - len(hits)
-        if len(hits) >= limit or len(results.hits) < want:  # enough, or nothing more to find
-            message = results.message or (None if hits else "no photo that matched is on disk now")
-            return dataclasses.replace(results, hits=hits[:limit], message=message), gone
-        want += gone
 
 
 def _json_text(value: object, indent: int | None = None) -> str:

@@ -126,11 +126,25 @@ class SearchHit:
     score: float
 
 
+def _missing(path: Path) -> bool:
+    """Whether the file is not there; one that cannot be looked at (a folder without permission,
+    a network share not answering) may well be, and counts as there."""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
+
+
 @dataclass
 class SearchResults:
     query: str
     hits: list[SearchHit]
     message: str | None = None  # why the list is empty, or a note about it
+    #: Photos left out for being no longer on disk (``search(..., on_disk=True)``).
+    left_out: int = 0
 
 
 @dataclass
@@ -1454,7 +1468,10 @@ class Library:
         file is as it was indexed (same size and modification time), or its folder is offline
         (an unplugged drive: what was stored is all there is). None for a file changed or
         removed since it was indexed, and for one the library does not hold."""
-        photo = self.photo(path)
+        return self._still_true(self.photo(path))
+
+    def _still_true(self, photo: Photo | None) -> Photo | None:
+        """``photo`` if what the library holds of it is still true (see :meth:`_stored`)."""
         if photo is None:
             return None
         try:
@@ -1467,7 +1484,8 @@ class Library:
         """The vector of the photo ``target`` (in the library or on disk): its embedding, or
         with ``similar`` its photo-to-photo vector."""
         try:
-            photo = self._stored(target)
+            held = self.photo(target)
+            photo = self._still_true(held)
             # A library photo not indexed (yet, or ever: its reason comes from decoding it again)
             # is read where the library found it; any other path is read as given.
             path = photo.path if photo is not None else Path(target).expanduser()
@@ -1490,7 +1508,7 @@ class Library:
             return encoded.similar[0] if similar and encoded.similar is not None else encoded.embeddings[0]
         if is_dir:
             raise QueryError(f"like:{target}: a folder, not a photo")
-        if self.photo(target) is not None:  # deleted since the last scan, which will forget it
+        if held is not None:  # deleted since the last scan, which will forget it
             raise QueryError(f"like:{target}: no longer on disk")
         raise QueryError(f"like:{target}: no such photo in the library or on disk")
 
@@ -1515,8 +1533,13 @@ class Library:
                     vector = vector - weight * (away - float(away @ base) * base)
         return normalize(vector)
 
-    def search(self, text: str, limit: int = 50, *, cutoff: float | None = None) -> SearchResults:
-        """Photos that match ``text`` (see :mod:`engine.search.query`), best first."""
+    def search(
+        self, text: str, limit: int = 50, *, cutoff: float | None = None, on_disk: bool = False
+    ) -> SearchResults:
+        """Photos that match ``text`` (see :mod:`engine.search.query`), best first. With
+        ``on_disk``, photos no longer on disk are left out (and counted), the next best taking
+        their place: the library is what the last scan saw, and a search from a terminal may come
+        long after it (the window's watcher keeps its library current, and pays no file check)."""
         query = parse(text)
         # Photos alone (`like:`, Find similar) are compared by the model's photo-to-photo vectors
         # where it has them; descriptions and arithmetic stay in the joint space.
@@ -1534,10 +1557,18 @@ class Library:
         # The model's floor is calibrated on plain descriptions; a cutoff the caller gives applies alone, to all.
         if cutoff is None:
             cutoff = self.model.relevance_floor(vector) if query.is_plain else -1.0
-        ids, scores = index.search(vector, limit * 2 + 8)
-        hits = self._hits(ids, scores, cutoff, limit, exclude_like=query.like)
+        wanted = limit * 2 + 8
+        while True:
+            ids, scores = index.search(vector, wanted)
+            hits, gone = self._hits(ids, scores, cutoff, limit, exclude_like=query.like, on_disk=on_disk)
+            # Candidates left out for being gone make room for more, read further down the list.
+            if len(hits) >= limit or not gone or len(ids) < wanted:
+                break
+            wanted *= 2
         message = None
-        if not hits:
+        if not hits and gone:
+            message = "no photo that matched is on disk now"
+        elif not hits:
             message = "no photo matches well enough" if query.is_plain else "no similar photo found"
             with self._lock:
                 online = self._conn.execute("SELECT 1 FROM roots WHERE online = 1 LIMIT 1").fetchone()
@@ -1546,7 +1577,7 @@ class Library:
                     "the library's folders are offline (a drive not connected?): no photo to show "
                     "until one is back and looked at again (`photoseek index`, or Refresh in the window)"
                 )
-        return SearchResults(text, hits, message)
+        return SearchResults(text, hits, message, gone)
 
     def _why_empty(self, folders: bool) -> str:
         """Why a search has no vectors to look at: no folders, nothing indexed yet, or photos
@@ -1573,11 +1604,19 @@ class Library:
         return self.search(f'like:"{target}"', limit)
 
     def _hits(
-        self, ids: np.ndarray, scores: np.ndarray, threshold: float, limit: int, exclude_like: tuple[str, ...]
-    ) -> list[SearchHit]:
+        self,
+        ids: np.ndarray,
+        scores: np.ndarray,
+        threshold: float,
+        limit: int,
+        exclude_like: tuple[str, ...],
+        on_disk: bool = False,
+    ) -> tuple[list[SearchHit], int]:
+        """The best ``limit`` of the candidates that score ``threshold`` or more, as photos, and
+        how many were left out for being no longer on disk (``on_disk``)."""
         keep = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True) if s >= threshold]
         if not keep:
-            return []
+            return [], 0
         # The photos searched from are not among their own results, nor are their copies
         # (the same content in another folder).
         excluded = set()
@@ -1586,6 +1625,8 @@ class Library:
             if photo is not None and photo.content_id is not None:
                 excluded.add(photo.content_id)
         by_content: dict[int, Photo] = {}
+        gone: set[int] = set()  # contents none of whose files is on disk now
+        left_out = 0
         hits: list[SearchHit] = []
         start = 0
         # Read the best candidates' rows first and more only while some turn out offline,
@@ -1604,11 +1645,21 @@ class Library:
                 ).fetchall()
             for row in rows:
                 photo = self._photo(row)
-                if photo.content_id is None or photo.content_id in excluded:
+                if photo.content_id is None or photo.content_id in excluded or photo.content_id in by_content:
                     continue
-                by_content.setdefault(photo.content_id, photo)  # duplicates: the first path stands for all
-            hits += [SearchHit(by_content[cid], score) for cid, score in batch if cid in by_content]
-        return hits[:limit]
+                if on_disk and _missing(photo.path):  # a copy elsewhere may still be there
+                    gone.add(photo.content_id)
+                    continue
+                by_content[photo.content_id] = photo  # duplicates: the first path stands for all
+            gone -= by_content.keys()
+            for cid, score in batch:  # in rank order: those gone above the last hit shown are counted
+                if len(hits) == limit:
+                    break
+                if cid in by_content:
+                    hits.append(SearchHit(by_content[cid], score))
+                elif cid in gone:
+                    left_out += 1
+        return hits, left_out
 
     # -- captions ----------------------------------------------------------------------------
 

@@ -521,3 +521,28 @@ def test_a_reference_that_is_not_one_vector_of_the_models_size_is_refused(tmp_pa
         library.sync()
         with pytest.raises(ModelError, match=r"reference\.npy is not one vector of 3"):
             library.search("red")
+
+
+def test_search_on_disk_leaves_out_deleted_photos_and_reads_further_for_their_places(tmp_path, tiny_bundle):
+    folder = tmp_path / "photos"
+    reds = [solid(folder / f"red{i:02}.jpg", (220, 10 + 3 * i, 20)) for i in range(16)]
+    solid(folder / "copy" / "red00.jpg", (220, 10, 20))  # the same content as red00.jpg
+    blue = solid(folder / "blue.jpg", (20, 30, 220))
+    with Library(tmp_path / "lib.sqlite3", model=str(tiny_bundle)) as library:
+        library.add_root(folder)
+        library.sync(read_text=False)
+        for photo in reds:
+            photo.unlink()  # deleted since the scan; the copy of red00 stays
+        everything = library.search("red", limit=3, cutoff=-1)
+        assert len(everything.hits) == 3 and everything.left_out == 0  # (no check asked for)
+        results = library.search("red", limit=2, cutoff=-1, on_disk=True)
+        # 15 of the best 16 are gone: more than the first candidates read; red00 is still there
+        # by its copy, and blue comes next.
+        assert [h.photo.path for h in results.hits] == [folder / "copy" / "red00.jpg", blue]
+        assert results.left_out == 15
+        (folder / "copy" / "red00.jpg").unlink()
+        blue.unlink()
+        results = library.search("red", limit=2, cutoff=-1, on_disk=True)
+        assert (
+            results.hits == [] and results.left_out == 17 and results.message == "no photo that matched is on disk now"
+        )
