@@ -685,7 +685,8 @@ def similar_section() -> list[str]:
         "has another photo is a query (`like:PATH`, the window's Find similar); its rank is 1 + the number "
         "of photos of other labels that score above its best same-label partner, among all "
         f"{data['gallery']:,} photos (the set and the distractors). Side by side: the model's embedding "
-        "(text found in the photo mixed in), which `like:` compared before, and the photo-to-photo vectors "
+        "(text found in the photo, and people where faces were found, mixed in), which `like:` compared "
+        "before, and the photo-to-photo vectors "
         f"of `{data['model']}` (`similar`: the classifier's centred logits on their first 384 principal "
         "directions), which `like:` alone compares now:",
         "",
@@ -712,6 +713,35 @@ def similar_section() -> list[str]:
         "the probabilities (0.591) and class probabilities (0.452) worse too. Descriptions, and "
         "`like:` with words (`like:car.jpg -blue +red`), stay in the joint space.",
     ]
+    floors = data.get("floors")
+    if floors:
+        cutoff = data.get("similar_cutoff")
+        lines += [
+            "",
+            "Find similar does not show photos scoring below the model's floor for it (`search.similar_cutoff`, "
+            f"{cutoff:.2f}); before, it listed every photo of a library. Of the queries whose partner is in the top "
+            "10 (what R@10 counts), the share whose partner is still shown, and the photos a query shows "
+            f"(median and 90th percentile, of {data['gallery'] - 1:,}):",
+            "",
+            "| split | floor | top-10 partners shown | photos shown, median | 90th pct |",
+            "|---|---|---|---|---|",
+        ]
+        for split, curve in floors.items():
+            for point in curve:
+                floor = f"{point['floor']:.2f}"
+                if point["floor"] == cutoff:
+                    floor = f"**{floor}** (the model's)"
+                lines.append(
+                    f"| {split} | {floor} | {point['top-10 partners shown']:.2f} of {point['top-10 partners']} | "
+                    f"{point['shown p50']:.0f} | {point['shown p90']:.0f} |"
+                )
+        lines += [
+            "",
+            "The floor was chosen on the dev split as the relevance lift was: the highest floor tried that still "
+            "showed every dev partner ranked in the top 10 was 0.25; the model takes one step less, 0.20, as a "
+            "margin. Two of these photos score 0.02 (the median over all their pairs, a one-off measurement). A cutoff "
+            "chosen in Preferences (or `--cutoff`) applies alone.",
+        ]
     return lines
 
 

@@ -50,6 +50,38 @@ def partner_ranks(vectors: np.ndarray, labels: list[str], queries: list[int]) ->
     return out
 
 
+#: Floors of Find similar's scores tried (``search.similar_cutoff``).
+FLOORS = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3)
+
+
+def floor_curve(vectors: np.ndarray, labels: list[str], queries: list[int]) -> list[dict[str, float]]:
+    """For each floor: of the queries whose best partner is ranked in the top 10 (what R@10
+    counts), the share whose partner scores at least the floor (so is shown); and how many
+    photos a query shows (median, 90th percentile; itself left out)."""
+    ranks = partner_ranks(vectors, labels, queries)
+    label_array = np.array(labels)
+    best, shown = [], []
+    for i in queries:
+        scores = vectors @ vectors[i]
+        scores[i] = -np.inf
+        best.append(float(scores[label_array == labels[i]].max()))
+        shown.append(scores)
+    top = [b for b, r in zip(best, ranks, strict=True) if r <= 10]
+    curve = []
+    for floor in FLOORS:
+        counts = [int((s >= floor).sum()) for s in shown]
+        curve.append(
+            {
+                "floor": floor,
+                "top-10 partners": len(top),
+                "top-10 partners shown": float(np.mean([b >= floor for b in top])) if top else 0.0,
+                "shown p50": float(np.median(counts)),
+                "shown p90": float(np.percentile(counts, 90)),
+            }
+        )
+    return curve
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="folder made by benchmarks/datasets/eval_photos.py")
@@ -70,6 +102,7 @@ def main() -> None:
         if alike is not None:
             spaces["similar"] = np.stack([alike.vector(i) for i in ids])
         model = library.model.id
+        similar_cutoff = library.model.similar_cutoff
         # The engine's own like: search agrees with the similar vectors' ranking (a check, not a figure).
         if alike is not None:
             probe = next(r for r in kept if r["label"])
@@ -80,7 +113,13 @@ def main() -> None:
         library.close()
     labels = [r["label"] for r in kept]
     count = Counter(lab for lab in labels if lab)
-    result: dict[str, object] = {"model": model, "gallery": len(kept), "results": {}}
+    result: dict[str, object] = {
+        "model": model,
+        "gallery": len(kept),
+        "similar_cutoff": similar_cutoff,
+        "results": {},
+        "floors": {},
+    }
     for split in ("dev", "test"):
         queries = [
             i for i, r in enumerate(kept) if r["label"] and count[r["label"]] > 1 and split_of(r["file"]) == split
@@ -95,6 +134,16 @@ def main() -> None:
                 f"R@5 {figures['R@5']:.3f}  R@10 {figures['R@10']:.3f}  med r {figures['med r']:.0f}"
             )
         result["results"][split] = {"queries": len(queries), **per_space}  # type: ignore[index]
+        if "similar" in spaces:
+            curve = floor_curve(spaces["similar"], labels, queries)
+            result["floors"][split] = curve  # type: ignore[index]
+            for point in curve:
+                mark = " (the model's)" if point["floor"] == similar_cutoff else ""
+                print(
+                    f"     floor {point['floor']:.2f}{mark}: "
+                    f"top-10 partners shown {point['top-10 partners shown']:.2f} of {point['top-10 partners']}, "
+                    f"photos shown p50 {point['shown p50']:.0f}  p90 {point['shown p90']:.0f}"
+                )
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["machine"] = describe()
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -95,7 +95,7 @@ def _matches(count: int, text: str) -> str:
     photos = f"photo{'s' if count != 1 else ''}"
     shown = abbreviate(text)
     if count == 0:
-        return f"No photo matches “{shown}”"
+        return f"No photo looks like {like}" if like else f"No photo matches “{shown}”"
     if count >= SEARCH_LIMIT:
         return f"The {count} photos most like {like}" if like else f"The {count} best of the library for “{shown}”"
     return f"{count} {photos} like {like}, best first" if like else f"{count} {photos} for “{shown}”, best first"

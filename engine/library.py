@@ -1554,9 +1554,13 @@ class Library:
             with self._lock:
                 folders = self._conn.execute("SELECT 1 FROM roots LIMIT 1").fetchone() is not None
             return SearchResults(text, [], self._why_empty(folders))
-        # The model's floor is calibrated on plain descriptions; a cutoff the caller gives applies alone, to all.
+        # The model's floors are calibrated on plain descriptions and on Find similar; a cutoff
+        # the caller gives applies alone, to all.
         if cutoff is None:
-            cutoff = self.model.relevance_floor(vector) if query.is_plain else -1.0
+            if query.is_plain:
+                cutoff = self.model.relevance_floor(vector)
+            else:
+                cutoff = self.model.similar_cutoff if alike is not None else -1.0
         wanted = limit * 2 + 8
         while True:
             ids, scores = index.search(vector, wanted)

@@ -98,7 +98,7 @@ def test_find_similar_ranks_by_the_photo_to_photo_vectors(sample_library: Librar
     the joint space; a photo outside the library gets its vector from the image graph."""
     alike = sample_library.similar_index()
     assert alike is not None and len(alike) == len(sample_library.search_index()) == 47
-    target = sample_library.photo(paths.SAMPLE_PHOTOS_DIR / "tabby-cat-chelsea.jpg")
+    target = sample_library.photo(paths.SAMPLE_PHOTOS_DIR / "orange-dahlia-flower.jpg")
     assert target is not None and target.content_id is not None
     own = alike.vector(target.content_id)
     assert own is not None and abs(float(np.linalg.norm(own)) - 1) < 1e-3  # stored as float16
@@ -106,13 +106,24 @@ def test_find_similar_ranks_by_the_photo_to_photo_vectors(sample_library: Librar
     for hit in hits:
         assert hit.photo.content_id is not None
         other = alike.vector(hit.photo.content_id)
-        assert other is not None and hit.score == pytest.approx(float(other @ own), abs=1e-5)
+        assert other is not None and hit.score == pytest.approx(float(other @ own), abs=1e-4)
+    # Photos that score below the model's floor for Find similar are not shown (every photo of
+    # the library was): with the floor given as -1, all of them are.
+    floor = sample_library.model.similar_cutoff
+    shown = sample_library.similar(target, limit=100).hits
+    assert floor > 0 and shown and min(h.score for h in shown) >= floor
+    everything = sample_library.search(f'like:"{target.path}"', limit=100, cutoff=-1).hits
+    assert len(shown) < len(everything) == 46
+    assert [h.photo.path for h in shown] == [h.photo.path for h in everything[: len(shown)]]
+    # The only cat of the samples looks like none of the other photos (all score below 0.2).
+    alone = sample_library.similar(paths.SAMPLE_PHOTOS_DIR / "tabby-cat-chelsea.jpg")
+    assert alone.hits == [] and alone.message == "no similar photo found"
     # With words, like: is arithmetic in the joint space (its scores are other numbers).
     worded = sample_library.search(f'like:"{target.path}" +sofa', limit=10).hits
     assert [h.score for h in worded] != [h.score for h in hits[: len(worded)]]
-    # A copy outside the library: the library's own cat first (the same photo), then the same
+    # A copy outside the library: the library's own dahlia first (the same photo), then the same
     # neighbours.
-    copy = tmp_path / "cat.jpg"
+    copy = tmp_path / "dahlia.jpg"
     copy.write_bytes(target.path.read_bytes())
     outside = sample_library.similar(copy, limit=4).hits
     assert outside[0].photo.path == target.path and outside[0].score == pytest.approx(1.0, abs=1e-3)

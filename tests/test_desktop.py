@@ -550,6 +550,9 @@ def test_the_status_line_of_find_similar_names_the_photo(qtbot, open_window, rgb
     wait_synced(qtbot, window)
     search(qtbot, window, f'like:"{rgb_folder / "red.jpg"}"')
     assert window.status_text.text() == "2 photos like “red.jpg”, best first"
+    window.settings.setValue(window._cutoff_key(), 0.9999)  # as chosen in Preferences: nothing passes
+    search(qtbot, window, f'like:"{rgb_folder / "green.png"}"')
+    assert window.status_text.text() == "No photo looks like “green.png”"
 
 
 def two_folders(qtbot, open_window, rgb_folder, tmp_path):

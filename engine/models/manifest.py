@@ -25,7 +25,7 @@ Layout of ``model.json`` (format 1)::
       "languages": ["en"],
       "search": {"cutoff": 0.3, "negative_weight": 0.5, "text_in_photo_weight": 0.6,
                  "people_in_photo_weight": 0.5, "reference": "reference.npy",
-                 "relevance_lift": 0.05},
+                 "relevance_lift": 0.05, "similar_cutoff": 0.2},
       "metrics": {...}
     }
 
@@ -35,7 +35,8 @@ it runs on the CPU (faster there; ``file`` on a GPU, where an 8-bit graph gains 
 ``image.similar_output`` (optional) names an extra output that is a unit vector for
 photo-to-photo search ("find similar"), for a model whose embedding is made for comparing
 photos with descriptions rather than with each other (the built-in model's); without it,
-photos are compared by their embeddings.
+photos are compared by their embeddings. ``search.similar_cutoff`` (optional) is the least score
+with those vectors a photo must reach to be shown by a ``like:`` search alone.
 
 ``search.text_in_photo_weight`` and ``search.people_in_photo_weight`` (default 0: off) mix into
 each photo's vector the text vector of what was read in it and of a sentence about the people

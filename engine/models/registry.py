@@ -112,6 +112,12 @@ class LoadedModel:
     def cutoff(self) -> float:
         return self.manifest.search_setting("cutoff", 0.2)
 
+    @property
+    def similar_cutoff(self) -> float:
+        """The least score a photo must reach to be shown by Find similar on the photo-to-photo
+        vectors (``search.similar_cutoff``); every photo where the model sets none."""
+        return self.manifest.search_setting("similar_cutoff", -1.0)
+
     @cached_property
     def reference(self) -> np.ndarray | None:
         """The reference photo's vector (``search.reference``), or None."""

@@ -39,8 +39,9 @@ BUILTIN_VERSION = "1.5.0"
 #: Builds of one version give the same vectors; a later revision adds what search needs beside
 #: them, so a bundle of an earlier revision is built again (no photo is embedded again) where
 #: the build can run, and used as it is where it cannot. 2: the reference photo's vector, which
-#: the relevance cutoff of a description is set from (``search.reference``).
-BUILTIN_REVISION = 2
+#: the relevance cutoff of a description is set from (``search.reference``). 3: the floor of
+#: Find similar's scores (``search.similar_cutoff``).
+BUILTIN_REVISION = 3
 
 Progress = Callable[[str, float], None]
 log = logging.getLogger(__name__)

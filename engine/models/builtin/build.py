@@ -69,6 +69,11 @@ class BuiltinConfig:
     #: alone showed 0.89 of a 1,019-photo library for a typical query. Chosen on the dev split
     #: (docs/quality.md, "The relevance cutoff").
     relevance_lift: float = 0.05
+    #: Find similar (``like:`` alone, on the ``similar`` vectors): photos scoring below this
+    #: are not shown. Two unrelated photos score 0.02 (median of the 1,019-photo evaluation
+    #: library's pairs); without a floor every photo of a library was listed. Chosen on the dev
+    #: split as the relevance lift was (docs/quality.md, "Find similar").
+    similar_cutoff: float = 0.2
     prompt: str = "a photo of {}."
     #: More phrasings of every class name, averaged with ``prompt`` (CLIP's prompt ensembles).
     extra_prompts: tuple[str, ...] = ()
@@ -617,6 +622,7 @@ def build_bundle(target: Path, config: BuiltinConfig | None = None, progress: Pr
                     "cutoff": config.cutoff,
                     "reference": REFERENCE,
                     "relevance_lift": config.relevance_lift,
+                    "similar_cutoff": config.similar_cutoff,
                     "text_in_photo_weight": config.text_in_photo_weight,
                     "people_in_photo_weight": config.people_in_photo_weight,
                 },
