@@ -1570,16 +1570,16 @@ class Library:
                 break
             wanted *= 2
         message = None
-        if not hits and gone:
-            message = "no photo that matched is on disk now"
-        elif not hits:
+        if not hits:
             message = "no photo matches well enough" if query.is_plain else "no similar photo found"
+            if gone:
+                message = "no photo that matched is on disk now"
             with self._lock:
                 online = self._conn.execute("SELECT 1 FROM roots WHERE online = 1 LIMIT 1").fetchone()
             if online is None:
+                # (The window's watcher looks every few seconds; a search on_disk looks at once.)
                 message = (
-                    "the library's folders are offline (a drive not connected?): no photo to show "
-                    "until one is back and looked at again (`photoseek index`, or Refresh in the window)"
+                    "the library's folders are offline (a drive not connected?): no photo to show until one is back"
                 )
         return SearchResults(text, hits, message, gone)
 
@@ -1628,6 +1628,10 @@ class Library:
             photo = self.photo(target)
             if photo is not None and photo.content_id is not None:
                 excluded.add(photo.content_id)
+        # Photos of folders offline at the last look are left out; with ``on_disk`` every file is
+        # looked at now, so a drive plugged in again since counts (and one still away is counted
+        # as gone) without waiting for the next look at the folders.
+        reachable = "" if on_disk else "AND r.online = 1 "
         by_content: dict[int, Photo] = {}
         gone: set[int] = set()  # contents none of whose files is on disk now
         left_out = 0
@@ -1643,7 +1647,7 @@ class Library:
                 rows = self._conn.execute(
                     # "+p.state": look the few candidates up by content id; the state index would
                     # make SQLite walk every indexed photo (110 ms at a million photos).
-                    self._PHOTO_SELECT + f" WHERE p.content_id IN ({marks}) AND r.online = 1 "
+                    self._PHOTO_SELECT + f" WHERE p.content_id IN ({marks}) {reachable}"
                     "AND +p.state = 'indexed' ORDER BY p.id",
                     [self._captioner_id(), *[k for k, _ in batch]],
                 ).fetchall()

@@ -91,6 +91,22 @@ def test_search_leaves_out_photos_no_longer_on_disk(db, rgb_folder, tmp_path, ca
     assert "left out 3 photos no longer on disk" in captured.err  # red, green and blue
 
 
+def test_search_finds_the_photos_of_a_drive_plugged_in_again_before_the_next_scan(db, rgb_folder, tmp_path, capsys):
+    away = tmp_path / "unplugged"
+    rgb_folder.rename(away)
+    assert main(["index", *db]) == 0  # the scan finds the folder gone: offline, its photos kept
+    away.rename(rgb_folder)  # plugged in again; no scan since
+    capsys.readouterr()
+    assert main(["search", "red", *db, "--cutoff", "-1", "--paths-only"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0] == str(rgb_folder / "red.jpg") and captured.err == ""
+    rgb_folder.rename(away)
+    assert main(["search", "red", *db, "--cutoff", "-1"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and "folders are offline (a drive not connected?)" in captured.err
+    assert "left out 3 photos no longer on disk" in captured.err
+
+
 def test_search_lists_photos_in_a_folder_it_cannot_look_into(db, rgb_folder, capsys, monkeypatch):
     from pathlib import Path
 
