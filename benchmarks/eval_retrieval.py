@@ -546,9 +546,11 @@ def write_doc(results: list[dict[str, object]], path: Path, command: str) -> Non
             f"fall from {alone['matches kept']:.2f} to {chosen['matches kept']:.2f} and the photos "
             f"shown per query from {alone['shown p50']:.0f} to {chosen['shown p50']:.0f} (median): "
             "those hidden were ranked far down the list (none in the top 10). For people queries, "
-            "answered by the faces, see [Searching for people](#searching-for-people). A cutoff "
-            "chosen in Preferences (or `--cutoff`) applies alone, without the reference: 0.20 there "
-            "shows every photo the cutoff lets through.",
+            "answered by the faces, see [Searching for people](#searching-for-people). The same floor "
+            "applies to `-word`, `+word` and `like:` with words, which are searches in the same space (they "
+            "listed every photo before). A cutoff chosen in Preferences (or `--cutoff`) moves the floor by its "
+            "difference from the model's cutoff: 0.22 asks 0.02 more of every photo, 0.15 0.05 less, -1 shows "
+            "every photo.",
         ]
     tuning = ran("tune_builtin.json")
     if tuning is not None:
@@ -740,7 +742,8 @@ def similar_section() -> list[str]:
             "The floor was chosen on the dev split as the relevance lift was: the highest floor tried that still "
             "showed every dev partner ranked in the top 10 was 0.25; the model takes one step less, 0.20, as a "
             "margin. Two of these photos score 0.02 (the median over all their pairs, a one-off measurement). A cutoff "
-            "chosen in Preferences (or `--cutoff`) applies alone.",
+            "chosen in Preferences (or `--cutoff`) moves this floor too, by its difference from the model's "
+            "cutoff.",
         ]
     return lines
 

@@ -425,10 +425,10 @@ class PreferencesDialog(QDialog):
         self.cutoff.setDecimals(2)
         self.cutoff.setValue(cutoff)
         form.addRow("Relevance cutoff", self.cutoff)
-        note = f"Matches scoring below this are not shown (model default {default_cutoff:.2f})."
+        note = f"Higher shows fewer photos, lower more (model default {default_cutoff:.2f}; -1 shows every photo)."
         if reference:
-            # The model's floor for a description (docs/quality.md): only at the default.
-            note += "\nAt the default, photos that score barely above an unrelated photo are not shown either."
+            # The model's floor for a description (docs/quality.md), moved by the chosen cutoff.
+            note += "\nPhotos that score barely above an unrelated photo are not shown either."
         form.addRow("", QLabel(note))
         # Stronger pretrained models are offered, never downloaded unasked.
         self.download = QComboBox()
@@ -635,8 +635,8 @@ class MainWindow(QMainWindow):
         return f"cutoff/{self.library.model_name or 'builtin'}"  # known before the model loads
 
     def _cutoff(self) -> float | None:
-        """The cutoff the person chose for this model, or None: the model's own (which applies
-        to descriptions only; a chosen one applies to every query)."""
+        """The cutoff the person chose for this model, or None: the model's own (a chosen one
+        moves the model's floors by its difference from the model's cutoff)."""
         value = self.settings.value(self._cutoff_key())
         return None if value is None else float(value)  # type: ignore[arg-type]
 
@@ -668,8 +668,10 @@ class MainWindow(QMainWindow):
         if results.hits:
             self.status_text.setText(_matches(len(results.hits), text))
             self.message.setVisible(False)
-            if not refresh and self._similar_source() is None:  # (Find similar keeps its photo)
-                self.grid.setCurrentIndex(self.model.index(0))
+            if not refresh:  # new results start at the top (the view kept the last list's place)
+                self.grid.scrollToTop()
+                if self._similar_source() is None:  # (Find similar keeps its photo in the panel)
+                    self.grid.setCurrentIndex(self.model.index(0))
         else:
             self.message.setText(_sentence(results.message or "no photo matches well enough"))
             self.message.setVisible(True)

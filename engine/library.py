@@ -1554,24 +1554,27 @@ class Library:
             with self._lock:
                 folders = self._conn.execute("SELECT 1 FROM roots LIMIT 1").fetchone() is not None
             return SearchResults(text, [], self._why_empty(folders))
-        # The model's floors are calibrated on plain descriptions and on Find similar; a cutoff
-        # the caller gives applies alone, to all.
-        if cutoff is None:
-            if query.is_plain:
-                cutoff = self.model.relevance_floor(vector)
-            else:
-                cutoff = self.model.similar_cutoff if alike is not None else -1.0
+        # The model's floors: a query in the joint space (a description, with arithmetic or
+        # not, `like:` with words) must beat its score with the reference photo; Find similar
+        # has one of its own where the model has photo-to-photo vectors. A cutoff the caller
+        # chose moves them (registry.LoadedModel._moved).
+        if alike is not None:
+            floor = self.model.similar_floor(cutoff)
+        elif query.like and not (query.text or query.plus or query.minus):  # the embeddings: no floor set
+            floor = -1.0 if cutoff is None else cutoff
+        else:
+            floor = self.model.relevance_floor(vector, chosen=cutoff)
         wanted = limit * 2 + 8
         while True:
             ids, scores = index.search(vector, wanted)
-            hits, gone = self._hits(ids, scores, cutoff, limit, exclude_like=query.like, on_disk=on_disk)
+            hits, gone = self._hits(ids, scores, floor, limit, exclude_like=query.like, on_disk=on_disk)
             # Candidates left out for being gone make room for more, read further down the list.
             if len(hits) >= limit or not gone or len(ids) < wanted:
                 break
             wanted *= 2
         message = None
         if not hits:
-            message = "no photo matches well enough" if query.is_plain else "no similar photo found"
+            message = "no similar photo found" if query.like else "no photo matches well enough"
             if gone:
                 message = "no photo that matched is on disk now"
             with self._lock:

@@ -78,10 +78,30 @@ def test_a_description_shows_its_photo_and_not_the_whole_library(sample_library:
         assert floor > model.cutoff, query  # the reference sets the floor for these descriptions
         assert name in [hit.photo.path.name for hit in hits], query
         assert all(hit.score >= floor for hit in hits)
-        everything = sample_library.search(query, limit=total, cutoff=model.cutoff).hits
-        assert len(everything) > len(hits), query  # an explicit cutoff is the cutoff alone
+        # A cutoff chosen (Preferences, --cutoff) moves the floor by its difference from the
+        # model's: the model's own changes nothing, a higher one shows fewer, a lower one more.
+        # (It was the cutoff alone: 0.21 chosen showed every photo that 0.20 hid.)
+        same = sample_library.search(query, limit=total, cutoff=model.cutoff).hits
+        assert [h.photo.path for h in same] == [h.photo.path for h in hits], query
+        stricter = sample_library.search(query, limit=total, cutoff=model.cutoff + 0.02).hits
+        looser = sample_library.search(query, limit=total, cutoff=model.cutoff - 0.05).hits
+        assert len(stricter) <= len(hits) < len(looser) < total, query
+        assert len(sample_library.search(query, limit=total, cutoff=-1).hits) == total
         shown[query] = len(hits)
     assert sum(shown.values()) <= 0.25 * total * len(EXPECTED), shown
+
+
+def test_arithmetic_has_the_floor_of_a_description(sample_library: Library) -> None:
+    """`-word`, `+word` and `like:` with words are searches in the joint space too: they listed
+    every photo of the library."""
+    total = len(sample_library.photos(limit=1000))
+    marigold = paths.SAMPLE_PHOTOS_DIR / "red-marigold-flower.jpg"
+    for query in ("flower -red", "+blue", f'like:"{marigold}" +blue', f'like:"{marigold}" -red +blue'):
+        hits = sample_library.search(query, limit=total).hits
+        assert 0 < len(hits) < total / 3, query
+    assert "orange-dahlia-flower.jpg" in [h.photo.path.name for h in sample_library.search("flower -red").hits]
+    nothing = sample_library.search("quantum chromodynamics -red")
+    assert nothing.hits == [] and nothing.message == "no photo matches well enough"
 
 
 FLOWERS = {"orange-flower-petals-close-up.jpg", "red-marigold-flower.jpg", "yellow-flower-close-up.jpg"}

@@ -711,6 +711,26 @@ def test_find_similar_keeps_its_photo_for_similar_but(qtbot, open_window, rgb_fo
     assert window.detail.photo.path != red.path
 
 
+def test_find_similar_shows_its_results_from_the_top(qtbot, open_window, tmp_path):
+    folder = tmp_path / "many"
+    for i in range(60):
+        solid(folder / f"p{i:02}.jpg", (4 * i, 200 - 3 * i, 90))
+    window = open_window(str(folder))
+    window.resize(760, 620)
+    wait_synced(qtbot, window)
+    window.settings.setValue(window._cutoff_key(), -1.0)  # every photo a result
+    bar = window.grid.verticalScrollBar()
+    last = window.model.index(window.model.rowCount() - 1)
+    window.grid.setCurrentIndex(last)  # a photo far down the grid: the view scrolls to it
+    window.grid.scrollTo(last)
+    assert bar.value() > 0
+    like = f'like:"{window.detail.photo.path}"'
+    with qtbot.waitSignal(window.searcher.results, timeout=10_000, check_params_cb=lambda t, _r: t == like):
+        window.detail.actions["Find similar"].click()
+    qtbot.wait(50)
+    assert window.model.rowCount() == 59 and bar.value() == 0  # the best first, in view (it kept the old place)
+
+
 def test_the_status_line_names_like_photos_without_their_folders(qtbot, open_window, rgb_folder):
     window = open_window(str(rgb_folder))
     wait_synced(qtbot, window)

@@ -510,8 +510,10 @@ def test_a_description_must_beat_its_score_with_the_reference_photo(tmp_path, ti
             results = library.search("red")
             assert [hit.photo.path.name for hit in results.hits] == shown
             assert results.hits or results.message == "no photo matches well enough"
-            # A cutoff given explicitly (the window's preferences, --cutoff) is the cutoff alone.
-            assert library.search("red", cutoff=0.5).hits[0].photo.path.name == "red.jpg"
+            # A cutoff chosen (the window's preferences, --cutoff) moves the floor by its
+            # difference from the model's (0.5): the same at 0.5, lower at 0.3.
+            assert [h.photo.path.name for h in library.search("red", cutoff=0.5).hits] == shown
+            assert library.search("red", cutoff=0.3).hits[0].photo.path.name == "red.jpg"
 
 
 def test_a_reference_that_is_not_one_vector_of_the_models_size_is_refused(tmp_path, tiny_bundle, rgb_folder):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 from dataclasses import dataclass
 from functools import cached_property
@@ -118,6 +119,23 @@ class LoadedModel:
         vectors (``search.similar_cutoff``); every photo where the model sets none."""
         return self.manifest.search_setting("similar_cutoff", -1.0)
 
+    def _moved(self, floor: float, chosen: float | None) -> float:
+        """``floor`` moved by a chosen cutoff's difference from the model's cutoff: a cutoff
+        chosen above the model's shows fewer photos, one below it more (the model's floors
+        share the model's scale); -1, the lowest score, shows every photo."""
+        if chosen is None:
+            return floor
+        if chosen <= -1.0:
+            return -math.inf
+        return floor + (chosen - self.cutoff)
+
+    def similar_floor(self, chosen: float | None = None) -> float:
+        """The floor of Find similar on the photo-to-photo vectors; a chosen cutoff moves it
+        (:meth:`_moved`), or applies as it is where the model sets none."""
+        if "similar_cutoff" not in self.manifest.search:
+            return -1.0 if chosen is None else chosen
+        return self._moved(self.similar_cutoff, chosen)
+
     @cached_property
     def reference(self) -> np.ndarray | None:
         """The reference photo's vector (``search.reference``), or None."""
@@ -132,15 +150,16 @@ class LoadedModel:
             raise ModelError(f"model {self.manifest.id}: {name} is not one vector of {self.manifest.embedding_size}")
         return vector.astype(np.float32)
 
-    def relevance_floor(self, query: np.ndarray, lift: float | None = None) -> float:
-        """The least score a result of the description ``query`` (a unit vector) must reach:
-        the model's cutoff and, where the model has a reference photo, its score with that
-        photo plus the lift (the model's, or ``lift`` where given; docs/quality.md, "The
-        relevance cutoff")."""
+    def relevance_floor(self, query: np.ndarray, lift: float | None = None, chosen: float | None = None) -> float:
+        """The least score a result of the query vector ``query`` (a unit vector: a
+        description, with or without arithmetic) must reach: the model's cutoff and, where the
+        model has a reference photo, its score with that photo plus the lift (the model's, or
+        ``lift`` where given; docs/quality.md, "The relevance cutoff"). A chosen cutoff moves
+        it (:meth:`_moved`)."""
         if self.reference is None:
-            return self.cutoff
+            return self._moved(self.cutoff, chosen)
         lift = self.manifest.search_setting("relevance_lift", 0.0) if lift is None else lift
-        return max(self.cutoff, float(query @ self.reference) + lift)
+        return self._moved(max(self.cutoff, float(query @ self.reference) + lift), chosen)
 
 
 def load_captioner_bundle(name: str, sessions: SessionFactory, models_root: Path | None = None) -> Captioner:
