@@ -20,7 +20,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine import __version__, paths
-from engine.errors import DatasetError, DecodeError, LibraryError, ModelError, PhotoseekError, QueryError, RootError
+from engine.errors import (
+    DatasetError,
+    DecodeError,
+    LibraryError,
+    ModelError,
+    ModelMissingError,
+    ModelNotFoundError,
+    PhotoseekError,
+    QueryError,
+    RootError,
+)
 
 if TYPE_CHECKING:  # (imported where used: `photoseek --help` and Ctrl+C answer at once)
     from engine.ingest.pipeline import IndexProgress
@@ -803,7 +813,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
     try:
         return int(args.func(args))
-    except (RootError, QueryError) as exc:
+    except ModelMissingError as exc:  # the library's own model: the library cannot be used
+        print(f"photoseek: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (RootError, QueryError, ModelNotFoundError) as exc:  # (a model named on the command line)
         print(f"photoseek: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (LibraryError, ModelError, DatasetError) as exc:

@@ -34,6 +34,11 @@ class ModelNotFoundError(ModelError):
         self.name = name
 
 
+class ModelMissingError(ModelNotFoundError):
+    """The model (or captioner) a library uses is not installed any more: the library cannot
+    be used as it is, which the message says how to mend."""
+
+
 class BundleIntegrityError(ModelError):
     """A bundle file is missing or its SHA-256 does not match the manifest."""
 

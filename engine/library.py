@@ -30,6 +30,7 @@ from engine.errors import (
     LibraryBusyError,
     LibraryError,
     ModelError,
+    ModelMissingError,
     ModelNotFoundError,
     QueryError,
     RootError,
@@ -420,14 +421,15 @@ class Library:
             )
         except ModelNotFoundError as exc:  # removed since the library chose it: say how to go on
             if exc.name is not None and exc.name == self._captioner_name:
-                raise ModelNotFoundError(
+                raise ModelMissingError(
                     f"the library's captions come from the model {exc.name!r}, which is not installed now: "
                     "install it again (`photoseek models pull` or `models import`), or caption with the "
                     "model itself (`photoseek models use --captioner own`)",
                     exc.name,
                 ) from exc
-            if exc.name is not None and exc.name == name == self._model_name:
-                raise ModelNotFoundError(
+            # (Not a model asked for by name here, `--model`, which the message says as it is.)
+            if exc.name is not None and exc.name == name == self._model_name == self._meta("model"):
+                raise ModelMissingError(
                     f"the library uses the model {exc.name!r}, which is not installed now: install it again "
                     "(`photoseek models pull` or `models import`), or choose another (`photoseek models use "
                     "builtin`: its photos are then embedded again)",

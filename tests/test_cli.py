@@ -572,6 +572,17 @@ def test_captions_from_builtin_means_the_built_in_models_captioner(db, tiny_bund
 
 def test_a_model_name_that_names_nothing_leaves_no_library_behind(tmp_path, capsys):
     new = tmp_path / "new.sqlite3"
-    assert main(["models", "use", "nothere", "--db", str(new)]) == 1
+    assert main(["models", "use", "nothere", "--db", str(new)]) == 2  # something given it cannot use
     assert "no model named 'nothere'" in capsys.readouterr().err
     assert not new.exists()
+    assert main(["models", "remove", "nothere"]) == 2
+    assert main(["models", "import", str(tmp_path / "nothere")]) == 2
+    # One the catalogue offers: how to get it.
+    assert main(["models", "use", "clip-vit-b32", "--db", str(new)]) == 2
+    assert "the model 'clip-vit-b32' is not installed: `photoseek models pull clip-vit-b32`" in capsys.readouterr().err
+
+
+def test_a_model_asked_for_by_name_is_not_taken_for_the_librarys(db, capsys):
+    assert main(["search", "red", *db, "--model", "nothere"]) == 2
+    err = capsys.readouterr().err
+    assert "no model named 'nothere'" in err and "the library uses" not in err

@@ -34,7 +34,7 @@ from typing import Any
 import onnx
 
 from engine import paths
-from engine.errors import BundleIntegrityError, ModelError
+from engine.errors import BundleIntegrityError, ModelError, ModelNotFoundError
 from engine.models.builtin import BUILTIN_ID
 from engine.models.manifest import MANIFEST_NAME, Manifest, load_manifest, write_manifest
 from engine.models.tokenizer import TextTokenizer
@@ -458,7 +458,7 @@ def import_folder(
     the models folder as a bundle. The source folder is only read."""
     src = Path(source).expanduser()
     if not src.is_dir():
-        raise ModelError(f"{source}: no such folder")
+        raise ModelNotFoundError(f"{source}: no such folder")
     layout = detect_layout(src)
     if layout is None:
         convert(src, BundleInfo("x"))  # raises the explanatory error

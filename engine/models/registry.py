@@ -91,6 +91,14 @@ def resolve(name: str | None, models_root: Path | None = None, progress: Progres
     for bundle in damaged(models_root):
         if bundle.is_named(name):
             raise BundleIntegrityError(_damaged_message(name, bundle))
+    from engine.models.catalogue import catalogue, download_estimate
+
+    if name in catalogue():  # offered (`models list`: Available), not downloaded yet
+        megabytes, exact = download_estimate(name)
+        size = "" if megabytes is None else f" ({'' if exact else 'about '}{megabytes:.0f} MB)"
+        raise ModelNotFoundError(
+            f"the model {name!r} is not installed: `photoseek models pull {name}` downloads it{size}", name
+        )
     raise ModelNotFoundError(f"no model named {name!r} (see `photoseek models list`)", name)
 
 
