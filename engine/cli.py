@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import logging
 import math
@@ -279,15 +280,20 @@ def cmd_search(args: argparse.Namespace) -> int:
                     print(_json_text(_hit_json(text, hit)))
                 if not results.hits:
                     print(f"{text}: {results.message}", file=sys.stderr)
+            elif args.paths_only or args.null:
+                # The names as they are (bytes a name holds that are no UTF-8 included), for xargs
+                # and the like: nothing else on standard output, not even the batch's queries.
+                if not results.hits:
+                    print(f"{text}: {results.message}" if batch else results.message, file=sys.stderr)
+                end = b"\0" if args.null else b"\n"
+                sys.stdout.flush()
+                sys.stdout.buffer.write(b"".join(os.fsencode(hit.photo.path) + end for hit in results.hits))
             else:
                 if batch:
                     print(f"# {text}")
                 if not results.hits:
                     print(results.message, file=sys.stderr)
                 for hit in results.hits:
-                    if args.paths_only:  # one path a line, for xargs and the like
-                        print(_shown(hit.photo.path))
-                        continue
                     print(f"{hit.score:.3f}  {_shown(hit.photo.path)}")
                     if hit.photo.caption:
                         print(f"       {hit.photo.caption}")
@@ -709,9 +715,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", parents=[common], help="find photos by description")
     p.add_argument("query", help='what to find; "-" reads one query per line from standard input')
     p.add_argument("--limit", type=_positive, default=20, help="most results per query (default: 20)")
-    p.add_argument("--json", action="store_true", help="one JSON object per result")
-    p.add_argument("--cutoff", type=_score, help="minimum score, -1 to 1 (default: the model's calibrated cutoff)")
-    p.add_argument("--paths-only", action="store_true", help="print only the photos' paths, one a line")
+    p.add_argument(
+        "--cutoff",
+        type=_score,
+        help="relevance cutoff, -1 to 1: higher shows fewer photos, -1 every photo (default: the model's)",
+    )
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="one JSON object per result")
+    form.add_argument(
+        "--paths-only", action="store_true", help="print only the photos' paths, one a line, exactly as named"
+    )
+    form.add_argument(
+        "--null", action="store_true", help="print only the paths, each ended by a NUL byte (for xargs -0)"
+    )
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("remove", parents=[common], help="stop searching folders (their files are not touched)")
@@ -803,6 +819,10 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # A file name that is no UTF-8 is printed as the bytes it is (Python does so only in the
+        # C locale), not a UnicodeEncodeError in the middle of the results.
+        sys.stdout.reconfigure(errors="surrogateescape")
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)

@@ -122,6 +122,7 @@ def test_search_lists_photos_in_a_folder_it_cannot_look_into(db, rgb_folder, cap
     assert main(["search", "-", *db, "--cutoff", "-1", "--paths-only"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out.count(str(rgb_folder / "sub" / "blue.jpg")) == 2  # in both answers
+    assert len(out) == 6 and not [line for line in out if line.startswith("#")]  # paths only, no queries
 
 
 def test_a_folder_that_cannot_be_read_stays_listed_until_it_can(db, rgb_folder, capsys, monkeypatch):
@@ -395,15 +396,23 @@ def test_index_without_a_folder_makes_no_library_and_names_what_is_missing(tmp_p
     assert capsys.readouterr().err.strip() == "'': no path given"
 
 
-def test_a_file_name_with_a_newline_stays_on_one_line(tmp_path, tiny_bundle, capsys):
+def test_a_file_name_with_a_newline_stays_on_one_line_and_paths_only_gives_it_as_it_is(
+    tmp_path, tiny_bundle, capsysbinary
+):
     folder = tmp_path / "photos"
-    solid(folder / "two\nlines.jpg", (220, 20, 20))
+    odd = folder / "two\nlines \udcff.jpg"  # a newline, and a byte that is no UTF-8
+    solid(folder / "red.jpg", (220, 20, 20)).rename(odd)
     options = ["--db", str(tmp_path / "lib.sqlite3"), "--device", "cpu", "--model", str(tiny_bundle)]
     assert main(["index", str(folder), *options]) == 0
-    capsys.readouterr()
-    assert main(["search", "red", *options, "--paths-only", "--cutoff", "-1"]) == 0
-    [line] = capsys.readouterr().out.splitlines()
-    assert line.endswith(f"{folder}/two\\nlines.jpg")
+    capsysbinary.readouterr()
+    assert main(["search", "red", *options, "--cutoff", "-1"]) == 0
+    [line, _caption] = capsysbinary.readouterr().out.splitlines()
+    assert line.endswith(b"/two\\nlines \xff.jpg")  # for people: one line a photo
+    # For other programs: the name exactly (not one that does not exist), NUL-ended with --null.
+    assert main(["search", "red", *options, "--cutoff", "-1", "--paths-only"]) == 0
+    assert capsysbinary.readouterr().out == os.fsencode(odd) + b"\n"
+    assert main(["search", "red", *options, "--cutoff", "-1", "--null"]) == 0
+    assert capsysbinary.readouterr().out == os.fsencode(odd) + b"\0"
 
 
 @pytest.mark.parametrize(("interrupt", "code"), [("ctrl-c", 130), ("sigterm", 143)])
