@@ -192,8 +192,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     folders = _folders(args)
     progress = _ProgressLine()
     with _open(args, progress) as library:
-        for folder in folders:
-            library.add_root(folder)
+        library.add_roots(folders)
         if not library.roots():
             print("photoseek: the library has no folders; name one: photoseek index FOLDER", file=sys.stderr)
             return EXIT_USAGE
@@ -215,11 +214,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if event.kind != "stopped":
             print(f"{time.strftime('%H:%M:%S')} {event.message}", file=sys.stderr, flush=True)
 
+    if not args.folders:
+        _require_library(args)  # "watch" alone keeps a library in step; it makes none
     folders = _folders(args)
     progress = _ProgressLine()
     with _open(args, progress) as library:
-        for folder in folders:
-            library.add_root(folder)
+        library.add_roots(folders)
         if not library.roots():
             print("photoseek: no folders to watch; name one: photoseek watch FOLDER", file=sys.stderr)
             return EXIT_USAGE
@@ -390,6 +390,9 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
     _require_library(args)
     with _open(args) as library:
+        for folder in args.folders:  # each looked up first: one that is not there removes none
+            if library.find_root(folder) is None:
+                raise RootError(f"{folder} is not a folder of this library")
         for folder in args.folders:
             count = library.remove_root(folder)
             print(f"removed {_shown(folder)} from the library ({_count(count, 'photo')}); its files are not touched")

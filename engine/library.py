@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -688,51 +688,75 @@ class Library:
 
     def add_root(self, folder: Path | str) -> Root:
         """Add a photo folder. It is only ever read, never written to."""
-        path = photo_folder(folder)
+        return self.add_roots([folder])[0]
+
+    def add_roots(self, folders: Sequence[Path | str]) -> list[Root]:
+        """Add photo folders: each is checked, against the library's folders and one another,
+        before any is added, so that a command naming one that cannot be added adds none."""
+        wanted = [photo_folder(folder) for folder in folders]
+        for i, path in enumerate(wanted):
+            for other in wanted[i + 1 :]:
+                if other in path.parents or path in other.parents:
+                    outer, inner = (path, other) if path in other.parents else (other, path)
+                    raise RootError(f"{outer} contains {inner}: name only {outer}, whose photos include {inner}'s")
         # Looked up under the lock that the insert holds: the same folder added twice at once
         # (dropped twice on the window) is added once, not refused by the database.
+        added: dict[Path, Root] = {}
         with self._writing(), self._lock, self._conn:
-            for root in self.roots():
-                if path == root.path:
-                    return root
-                if root.path in path.parents:
-                    raise InsideRootError(path, root.path)
-                if path in root.path.parents:
-                    raise RootError(
-                        f"{path} contains {root.path}, which is already in the library; remove that folder first"
-                    )
-            device = folder_device(path)
-            cur = self._conn.execute(
-                "INSERT INTO roots (path, added_at, online, device) VALUES (?, ?, 1, ?)",
-                (to_db_name(str(path)), time.time(), device),
-            )
-            root_id = int(cur.lastrowid or 0)
-        log.info("added folder %s", path)
-        return Root(root_id, path, True, False, 0, device)
+            roots = self.roots()
+            for path in wanted:
+                for root in roots:
+                    if path == root.path:
+                        added[path] = root
+                    elif root.path in path.parents:
+                        raise InsideRootError(path, root.path)
+                    elif path in root.path.parents:
+                        raise RootError(
+                            f"{path} contains {root.path}, which is already in the library; remove that folder first"
+                        )
+            for path in wanted:
+                if path in added:
+                    continue
+                device = folder_device(path)
+                cur = self._conn.execute(
+                    "INSERT INTO roots (path, added_at, online, device) VALUES (?, ?, 1, ?)",
+                    (to_db_name(str(path)), time.time(), device),
+                )
+                added[path] = Root(int(cur.lastrowid or 0), path, True, False, 0, device)
+                log.info("added folder %s", path)
+        return [added[path] for path in wanted]
+
+    def find_root(self, folder: Path | str) -> Root | None:
+        """The library's folder named by ``folder`` (as added, or the same folder by another
+        path), or None."""
+        target = Path(folder).expanduser()
+        for root in self.roots():
+            if root.path == target or root.path == target.resolve():
+                return root
+        return None
 
     def remove_root(self, folder: Path | str) -> int:
         """Forget a folder and its photos (the files are not touched). Returns how many photos.
 
         Their vectors, captions and text stay for :data:`KEEP_REMOVED_SECONDS` (then go at the
         next full check), so that adding the folder back soon reads its files but runs no model."""
-        target = Path(folder).expanduser()
-        for root in self.roots():
-            if root.path == target or root.path == target.resolve():
-                with self._writing(), self._lock, self._conn:
-                    self._conn.execute(
-                        "INSERT OR REPLACE INTO kept_contents (content_id, until) SELECT DISTINCT content_id, ? "
-                        "FROM photos WHERE root_id = ? AND content_id IS NOT NULL",
-                        (time.time() + KEEP_REMOVED_SECONDS, root.id),
-                    )
-                    ids = [r[0] for r in self._conn.execute("SELECT id FROM photos WHERE root_id = ?", (root.id,))]
-                    self._conn.execute("DELETE FROM photos WHERE root_id = ?", (root.id,))
-                    self._conn.execute("DELETE FROM roots WHERE id = ?", (root.id,))
-                    self._conn.execute("DELETE FROM meta WHERE key = ?", (f"{UNREADABLE}{root.id}",))
-                    self._collect_garbage(self._conn)
-                self.reload_index()
-                self._notify([Committed(i, None, "removed", None) for i in ids])
-                return len(ids)
-        raise RootError(f"{folder} is not a folder of this library")
+        root = self.find_root(folder)
+        if root is None:
+            raise RootError(f"{folder} is not a folder of this library")
+        with self._writing(), self._lock, self._conn:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO kept_contents (content_id, until) SELECT DISTINCT content_id, ? "
+                "FROM photos WHERE root_id = ? AND content_id IS NOT NULL",
+                (time.time() + KEEP_REMOVED_SECONDS, root.id),
+            )
+            ids = [r[0] for r in self._conn.execute("SELECT id FROM photos WHERE root_id = ?", (root.id,))]
+            self._conn.execute("DELETE FROM photos WHERE root_id = ?", (root.id,))
+            self._conn.execute("DELETE FROM roots WHERE id = ?", (root.id,))
+            self._conn.execute("DELETE FROM meta WHERE key = ?", (f"{UNREADABLE}{root.id}",))
+            self._collect_garbage(self._conn)
+        self.reload_index()
+        self._notify([Committed(i, None, "removed", None) for i in ids])
+        return len(ids)
 
     # -- keeping up to date ------------------------------------------------------------------
 

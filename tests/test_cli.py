@@ -595,3 +595,23 @@ def test_a_model_asked_for_by_name_is_not_taken_for_the_librarys(db, capsys):
     assert main(["search", "red", *db, "--model", "nothere"]) == 2
     err = capsys.readouterr().err
     assert "no model named 'nothere'" in err and "the library uses" not in err
+
+
+def test_folders_named_together_are_all_checked_before_any_is_added_or_removed(db, rgb_folder, tmp_path, capsys):
+    nest = tmp_path / "nest"
+    solid(nest / "inner" / "a.jpg", (10, 200, 10))
+    for order in ([nest / "inner", nest], [nest, nest / "inner"]):
+        assert main(["index", *map(str, order), *db]) == 2
+        assert f"{nest} contains {nest / 'inner'}: name only {nest}" in capsys.readouterr().err
+        assert main(["status", "--json", *db]) == 0
+        assert [r["path"] for r in json.loads(capsys.readouterr().out)["roots"]] == [str(rgb_folder)]
+    assert main(["remove", str(rgb_folder), str(tmp_path / "elsewhere"), *db]) == 2
+    assert "elsewhere is not a folder of this library" in capsys.readouterr().err
+    assert main(["status", "--json", *db]) == 0
+    assert len(json.loads(capsys.readouterr().out)["roots"]) == 1  # not removed
+
+
+def test_watch_without_a_library_makes_none(tmp_path, capsys):
+    new = tmp_path / "new.sqlite3"
+    assert main(["watch", "--db", str(new)]) == 1
+    assert "no library at" in capsys.readouterr().err and not new.exists()
