@@ -106,6 +106,7 @@ def load_classes(hierarchy_path: Path, clean_names: list[str]) -> list[ImageNetC
 # By sound, not spelling: "a unicycle", "a European gallinule", "an hourglass".
 _A_BEFORE_VOWEL = re.compile(r"(?i)^(uni|eu|one\b|use)")
 _AN_BEFORE_H = re.compile(r"(?i)^(hour|honest|honou?r|heir)")
+_HAS_ARTICLE = re.compile(r"(?i)^(a|an|the) ")
 #: Names that take no article ("clothing, probably a bow tie", "possibly hay or corn").
 MASS_NOUNS = frozenset(
     {"clothing", "furniture", "food", "footwear", "hay", "wool", "corn", "broccoli", "cauliflower"}
@@ -115,7 +116,7 @@ MASS_NOUNS = frozenset(
 
 def article(noun: str) -> str:
     """'an umbrella', 'a dog', 'a unicycle', 'an hourglass', 'clothing'."""
-    if noun.lower() in MASS_NOUNS:
+    if noun.lower() in MASS_NOUNS or _HAS_ARTICLE.match(noun):
         return noun
     vowel = noun[:1].lower() in "aeiou" and not _A_BEFORE_VOWEL.match(noun)
     return ("an " if vowel or _AN_BEFORE_H.match(noun) else "a ") + noun
