@@ -1661,8 +1661,8 @@ class Library:
         # looked at now, so a drive plugged in again since counts (and one still away is counted
         # as gone) without waiting for the next look at the folders.
         reachable = "" if on_disk else "AND r.online = 1 "
-        by_content: dict[int, Photo] = {}
-        gone: set[int] = set()  # contents none of whose files is on disk now
+        copies: dict[int, list[Photo]] = {}  # every file of a content is a result (copies too)
+        missing: dict[int, int] = {}  # files no longer on disk, by content
         left_out = 0
         hits: list[SearchHit] = []
         start = 0
@@ -1682,20 +1682,18 @@ class Library:
                 ).fetchall()
             for row in rows:
                 photo = self._photo(row)
-                if photo.content_id is None or photo.content_id in excluded or photo.content_id in by_content:
+                content = photo.content_id
+                if content is None or content in excluded:
                     continue
-                if on_disk and _missing(photo.path):  # a copy elsewhere may still be there
-                    gone.add(photo.content_id)
+                if on_disk and _missing(photo.path):
+                    missing[content] = missing.get(content, 0) + 1
                     continue
-                by_content[photo.content_id] = photo  # duplicates: the first path stands for all
-            gone -= by_content.keys()
-            for cid, score in batch:  # in rank order: those gone above the last hit shown are counted
+                copies.setdefault(content, []).append(photo)
+            for content, score in batch:  # in rank order: files gone above the last hit shown are counted
                 if len(hits) == limit:
                     break
-                if cid in by_content:
-                    hits.append(SearchHit(by_content[cid], score))
-                elif cid in gone:
-                    left_out += 1
+                left_out += missing.get(content, 0)
+                hits += [SearchHit(photo, score) for photo in copies.get(content, ())][: limit - len(hits)]
         return hits, left_out
 
     # -- captions ----------------------------------------------------------------------------

@@ -538,13 +538,27 @@ def test_search_on_disk_leaves_out_deleted_photos_and_reads_further_for_their_pl
         everything = library.search("red", limit=3, cutoff=-1)
         assert len(everything.hits) == 3 and everything.left_out == 0  # (no check asked for)
         results = library.search("red", limit=2, cutoff=-1, on_disk=True)
-        # 15 of the best 16 are gone: more than the first candidates read; red00 is still there
+        # The best 16 files are gone: more than the first candidates read; red00 is still there
         # by its copy, and blue comes next.
         assert [h.photo.path for h in results.hits] == [folder / "copy" / "red00.jpg", blue]
-        assert results.left_out == 15
+        assert results.left_out == 16  # the 16 red files, the first red00.jpg among them
         (folder / "copy" / "red00.jpg").unlink()
         blue.unlink()
         results = library.search("red", limit=2, cutoff=-1, on_disk=True)
         assert (
-            results.hits == [] and results.left_out == 17 and results.message == "no photo that matched is on disk now"
+            results.hits == [] and results.left_out == 18 and results.message == "no photo that matched is on disk now"
         )
+
+
+def test_every_copy_of_a_photo_is_a_result(tmp_path, tiny_bundle, rgb_folder):
+    (rgb_folder / "copy-of-red.jpg").write_bytes((rgb_folder / "red.jpg").read_bytes())
+    with Library(tmp_path / "lib.sqlite3", model=str(tiny_bundle)) as library:
+        library.add_root(rgb_folder)
+        library.sync(read_text=False)
+        hits = library.search("red", limit=10, cutoff=-1).hits
+        assert {h.photo.path.name for h in hits[:2]} == {"red.jpg", "copy-of-red.jpg"}  # (one stood for both)
+        assert hits[0].score == hits[1].score and len(hits) == 4
+        assert len(library.search("red", limit=1, cutoff=-1).hits) == 1
+        # Find similar leaves out the photo it starts from, and its copies.
+        similar = library.search(f'like:"{rgb_folder / "red.jpg"}"', limit=10).hits
+        assert {h.photo.path.name for h in similar} == {"green.png", "blue.jpg"}
