@@ -137,6 +137,8 @@ class _Background(QObject):
 
 class _Changes(QObject):
     committed = Signal()
+    #: A folder went offline or came back ("offline" or "online", its path), from the watcher's thread.
+    folder = Signal(str, str)
 
 
 class RemovalNote(QWidget):
@@ -311,7 +313,12 @@ class DetailPanel(QWidget):
     def _set_picture(self, image: QImage) -> None:
         if image.isNull():
             self.picture.setPixmap(QPixmap())
-            self.picture.setText("This photo cannot be shown.")
+            gone = self.photo is not None and not self.photo.path.exists()  # (the reader failed just now)
+            self.picture.setText(
+                "This photo is not there any more\n(moved, deleted, or on a drive that is not connected)."
+                if gone
+                else "This photo cannot be shown."
+            )
             return
         self._full = QPixmap.fromImage(image)
         self._fit()
@@ -564,6 +571,7 @@ class MainWindow(QMainWindow):
         self._refresh.timeout.connect(self._apply_changes)
         self._changes.committed.connect(lambda: self._refresh.isActive() or self._refresh.start())
         library.subscribe(lambda _changes: self._changes.committed.emit())
+        self._changes.folder.connect(self._folder_state)
 
         # While another process writes the library (a `photoseek watch` or `index`), the window
         # shows its photos as they come, checks now and then whether it is done, and then
@@ -854,7 +862,8 @@ class MainWindow(QMainWindow):
             return
         try:
             self.service = self.library.watch(
-                on_progress=lambda p: self.sync.progress.emit("Indexing", p.done, p.total, p.rate, p.eta_s)
+                on_progress=lambda p: self.sync.progress.emit("Indexing", p.done, p.total, p.rate, p.eta_s),
+                on_event=self._watch_event,
             )
         except Exception as exc:  # another process writes to the library, a folder cannot be watched
             self.service = None
@@ -863,13 +872,41 @@ class MainWindow(QMainWindow):
             if isinstance(exc, LibraryBusyError):
                 self._busy_poll.start()
             return
+        self._show_watching()
+
+    def _show_watching(self) -> None:
         roots = self.library.roots()
         online = sum(r.online for r in roots)
-        self.watch_label.setText(
-            f"Watching {online} folder{'s' if online != 1 else ''}" if online else "No folders to watch"
+        offline = [r.path for r in roots if not r.online]
+        text = f"Watching {online} folder{'s' if online != 1 else ''}" if online else "No folders to watch"
+        if offline:
+            text += f", {len(offline)} offline"
+        self.watch_label.setText(text)
+        self.watch_label.setToolTip(
+            "Offline (a drive not connected?), their photos kept: " + ", ".join(map(str, offline))
+            if offline
+            else "New photos appear as they arrive"
         )
-        offline = [str(r.path) for r in roots if not r.online]
-        self.watch_label.setToolTip("Offline: " + ", ".join(offline) if offline else "New photos appear as they arrive")
+
+    def _watch_event(self, event: Any) -> None:
+        """From the watcher's thread: a folder's coming and going, for the window's thread."""
+        if event.kind in ("offline", "online"):
+            for path in event.roots or ():
+                self._changes.folder.emit(event.kind, str(path))
+
+    def _folder_state(self, kind: str, path: str) -> None:
+        if self._closing:
+            return
+        if self.service is not None:
+            self._show_watching()
+        name = Path(path).name or path
+        if kind == "offline":
+            message = f"The folder {name} is offline (a drive not connected?); its photos are kept until it is back"
+        else:
+            message = f"The folder {name} is back"
+        self.statusBar().showMessage(message, 8000)
+        if self._last_query:  # its photos leave or rejoin the results
+            self._search_again()
 
     def stop_watching(self) -> None:
         if self.service is not None:

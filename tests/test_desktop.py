@@ -566,6 +566,25 @@ def two_folders(qtbot, open_window, rgb_folder, tmp_path):
     return window, other
 
 
+def test_a_folder_that_goes_offline_and_comes_back_is_said_and_its_photos_follow(
+    qtbot, open_window, rgb_folder, tmp_path
+):
+    window, other = two_folders(qtbot, open_window, rgb_folder, tmp_path)
+    qtbot.waitUntil(lambda: window.watch_label.text() == "Watching 2 folders", timeout=10_000)
+    window.settings.setValue(window._cutoff_key(), -1.0)  # every photo a result
+    search(qtbot, window, "pink")
+    assert window.model.rowCount() == 4
+    away = tmp_path / "unplugged"
+    other.rename(away)  # a drive unplugged
+    qtbot.waitUntil(lambda: window.watch_label.text() == "Watching 1 folder, 1 offline", timeout=20_000)
+    assert "The folder other is offline" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: window.model.rowCount() == 3, timeout=5_000)  # its photo leaves the results
+    away.rename(other)
+    qtbot.waitUntil(lambda: window.watch_label.text() == "Watching 2 folders", timeout=20_000)
+    assert window.statusBar().currentMessage() == "The folder other is back"
+    qtbot.waitUntil(lambda: window.model.rowCount() == 4, timeout=5_000)
+
+
 def test_removing_a_folder_during_a_search_searches_what_is_left(qtbot, open_window, rgb_folder, tmp_path, monkeypatch):
     from PySide6.QtWidgets import QInputDialog
 
