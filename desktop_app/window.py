@@ -372,6 +372,7 @@ class ProblemsDialog(QDialog):
         if not problems:
             layout.addWidget(QLabel("Every photo could be read."))
         self.table = QTableWidget(len(problems), 2)
+        self.table.setVisible(bool(problems))  # (an empty table with its headers said nothing)
         self.table.setHorizontalHeaderLabels(["File or folder", "Reason"])
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -1010,11 +1011,14 @@ class MainWindow(QMainWindow):
                 self._update_counts()  # photos added or removed by the watcher
 
     def _update_counts(self) -> None:
-        count = self.library.photo_count()
-        problems = len(problems_of(self.library))
-        text = f"{count:,} photos"
-        if problems:
-            text += f", {problems} could not be read (see Problems)"
+        failed = self.library.problems()  # files that are no photo it can read: not counted as photos
+        folders = self.library.unreadable()
+        count = self.library.photo_count() - len(failed)
+        text = f"{count:,} photo{'s' if count != 1 else ''}"
+        if failed or folders:
+            parts = [f"{len(failed)} file{'s' if len(failed) != 1 else ''}"] if failed else []
+            parts += [f"{len(folders)} folder{'s' if len(folders) != 1 else ''}"] if folders else []
+            text += f", {' and '.join(parts)} could not be read (see Problems)"
         self.status_text.setText(text)
         self._show_empty_hint()
 

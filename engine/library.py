@@ -736,7 +736,8 @@ class Library:
         return None
 
     def remove_root(self, folder: Path | str) -> int:
-        """Forget a folder and its photos (the files are not touched). Returns how many photos.
+        """Forget a folder and its photos (the files are not touched). Returns how many photos
+        (files that could not be read as one not counted).
 
         Their vectors, captions and text stay for :data:`KEEP_REMOVED_SECONDS` (then go at the
         next full check), so that adding the folder back soon reads its files but runs no model."""
@@ -749,14 +750,15 @@ class Library:
                 "FROM photos WHERE root_id = ? AND content_id IS NOT NULL",
                 (time.time() + KEEP_REMOVED_SECONDS, root.id),
             )
-            ids = [r[0] for r in self._conn.execute("SELECT id FROM photos WHERE root_id = ?", (root.id,))]
+            rows = self._conn.execute("SELECT id, state FROM photos WHERE root_id = ?", (root.id,)).fetchall()
+            ids = [r[0] for r in rows]
             self._conn.execute("DELETE FROM photos WHERE root_id = ?", (root.id,))
             self._conn.execute("DELETE FROM roots WHERE id = ?", (root.id,))
             self._conn.execute("DELETE FROM meta WHERE key = ?", (f"{UNREADABLE}{root.id}",))
             self._collect_garbage(self._conn)
         self.reload_index()
         self._notify([Committed(i, None, "removed", None) for i in ids])
-        return len(ids)
+        return sum(state != "failed" for _, state in rows)
 
     # -- keeping up to date ------------------------------------------------------------------
 

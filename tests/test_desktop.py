@@ -168,7 +168,8 @@ def test_adding_a_folder_indexes_it_and_problems_lists_a_corrupt_file(
     rows = sorted((table.item(n, 0).text(), table.item(n, 1).text()) for n in range(table.rowCount()))
     assert len(rows) == 2 and rows[0][0].endswith("broken.jpg") and rows[0][1]
     assert rows[1] == (str(locked.resolve()), "cannot look into the folder: permission denied")
-    assert "2 could not be read" in window.status_text.text()
+    # The unreadable file is not counted as a photo (it said "5 photos, 2 could not be read").
+    assert window.status_text.text() == "4 photos, 1 file and 1 folder could not be read (see Problems)"
 
 
 def test_removing_a_folder_can_be_undone_without_indexing_again(qtbot, open_window, rgb_folder, monkeypatch):
