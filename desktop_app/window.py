@@ -7,14 +7,15 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from PySide6.QtCore import QItemSelectionModel, QObject, QSettings, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, QSettings, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QDesktopServices,
     QGuiApplication,
     QImage,
+    QKeyEvent,
     QKeySequence,
     QPainter,
     QPixmap,
@@ -169,7 +170,12 @@ class RemovalNote(QWidget):
         self.folders.append((folder, photos))
         parts = [f"{f.name or f} ({p} photo{'s' if p != 1 else ''})" for f, p in self.folders]
         named = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-        self.label.setText(f"Removed {named}.")
+        if len(parts) == 1:
+            self.label.setText(f"Removed {named}.")
+        else:  # short enough for a narrow window's status bar; the folders in the tooltip
+            total = sum(p for _, p in self.folders)
+            self.label.setText(f"Removed {len(parts)} folders ({total} photo{'s' if total != 1 else ''}).")
+        self.label.setToolTip(f"Removed {named}.")
         folders = ", ".join(str(f) for f, _ in self.folders)
         self.button.setToolTip(f"Add {folders} back; the photos are not indexed again")
         self.setVisible(True)
@@ -191,6 +197,8 @@ class ElidedLabel(QLabel):
     """A one-line label that ends in “…” where the window is too narrow for all of it, rather
     than pushing the window wider (or cutting words off unmarked); the whole line is its tooltip."""
 
+    elide = Qt.TextElideMode.ElideRight
+
     def setText(self, text: str) -> None:  # type: ignore[override]
         super().setText(text)
         self.setToolTip(text)
@@ -200,7 +208,7 @@ class ElidedLabel(QLabel):
 
     def paintEvent(self, _event: Any) -> None:
         area = self.contentsRect()
-        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, area.width())
+        text = self.fontMetrics().elidedText(self.text(), self.elide, area.width())
         QPainter(self).drawText(area, int(self.alignment()), text)
 
 
@@ -497,14 +505,19 @@ class MainWindow(QMainWindow):
         self.syncs_finished = 0  # indexing runs whose end the window has handled
 
         self.search = QLineEdit()
-        self.search.setPlaceholderText(
-            "Describe a photo: a red car in the snow, two dogs, -people, like:photo.jpg   (Ctrl+F)"
+        self.search.setPlaceholderText("Describe a photo: a red car in the snow, two dogs -people   (Ctrl+F)")
+        self.search.setToolTip(
+            "Words describe what to find; -word or not word pushes a concept away, +word adds one, "
+            "like:photo.jpg starts from a photo (like:photo.jpg -blue +red)"
         )
         self.search.setClearButtonEnabled(True)
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setVisible(False)
         self.grid = QListView()
+        # Letters typed on the photos start a search (Qt would jump to a file name, which is not
+        # how anyone looks for a photo in a grid of them).
+        self.grid.installEventFilter(self)
         self.grid.setModel(self.model)
         self.grid.setViewMode(QListView.ViewMode.IconMode)
         self.grid.setIconSize(QSize(THUMB, THUMB))
@@ -627,6 +640,8 @@ class MainWindow(QMainWindow):
         self.device_label = ElidedLabel("Model: loading")
         for label in (self.watch_label, self.device_label):  # apart from each other and the line
             label.setContentsMargins(12, 0, 4, 0)
+        self.device_label.setMaximumWidth(300)  # (a long model name took a narrow window's line)
+        self.device_label.elide = Qt.TextElideMode.ElideMiddle  # "… on CPU" stays in view
         self.removal = RemovalNote()
         self.removal.undo.connect(lambda folders: [self.add_folder(folder) for folder in folders])
         self.removal.closed.connect(lambda: self.status_text.setVisible(True))
@@ -702,6 +717,21 @@ class MainWindow(QMainWindow):
         self.grid.setFocus()
         if not self.grid.currentIndex().isValid():
             self.grid.setCurrentIndex(self.model.index(0))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.grid and event.type() == QEvent.Type.KeyPress:
+            key = cast(QKeyEvent, event)
+            text = key.text()
+            plain = not key.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier)
+            if plain and text.isprintable() and text.strip():  # (Space and Enter show the photo)
+                self._type_into_search(text)
+                return True
+        return super().eventFilter(watched, event)
+
+    def _type_into_search(self, text: str) -> None:
+        """Letters typed on the photos: a new search, typed on in the search field."""
+        self._focus_search()
+        self.search.insert(text)
 
     def _focus_search(self) -> None:
         self.search.setFocus()
@@ -924,7 +954,8 @@ class MainWindow(QMainWindow):
         if stage.startswith("Downloading"):
             self.status_text.setText(f"{stage} {done:,} of {total:,} MB")
             return
-        self.status_text.setText(f"{stage} photos: {done:,} of {total:,}, {rate:.1f} photos/s, {eta_text} left")
+        speed = f", {rate:.1f} photos/s, {eta_text} left" if done and rate > 0 else ""  # (none measured yet)
+        self.status_text.setText(f"{stage} photos: {done:,} of {total:,}{speed}")
         if done >= total and not self.sync.running:  # the watcher's batch is done: back to the counts
             QTimer.singleShot(1000, self._show_counts_or_matches)
         # Indexing has started, so the model is ready: say which it is and where it runs now,

@@ -477,6 +477,18 @@ def test_down_from_the_search_field_goes_to_the_results(qtbot, open_window, rgb_
     assert window.grid.currentIndex().row() == 0
 
 
+def test_letters_typed_on_the_photos_start_a_search(qtbot, open_window, rgb_folder):
+    window = open_window(str(rgb_folder))
+    wait_synced(qtbot, window)
+    search(qtbot, window, "blue")
+    window.activateWindow()
+    window.grid.setFocus()
+    qtbot.keyClick(window.grid, "r")  # (Qt jumped to a file name starting with the letters)
+    assert window.search.hasFocus() and window.search.text() == "r"  # the search typed replaced
+    qtbot.keyClicks(window.search, "ed")  # the next letters, where the focus now is
+    assert window.search.text() == "red"
+
+
 def test_similar_but_waits_for_the_change_and_keeps_its_hint(qtbot, open_window, rgb_folder):
     window = open_window(str(rgb_folder))
     wait_synced(qtbot, window)
@@ -830,7 +842,8 @@ def test_two_folders_removed_in_a_row_share_one_note_and_one_undo(qtbot, open_wi
         window.remove_folder(folder)
         qtbot.waitUntil(lambda f=folder: f not in [r.path for r in window.library.roots()], timeout=10_000)
     qtbot.waitUntil(lambda: len(window.removal.folders) == 2, timeout=10_000)
-    assert window.removal.label.text() == f"Removed {rgb_folder.name} (3 photos) and other (1 photo)."
+    assert window.removal.label.text() == "Removed 2 folders (4 photos)."
+    assert window.removal.label.toolTip() == f"Removed {rgb_folder.name} (3 photos) and other (1 photo)."
     undos = [b for b in window.statusBar().findChildren(QPushButton) if b.text() == "Undo" and b.isVisible()]
     assert len(undos) == 1 and not window.status_text.isVisible()
     with qtbot.waitSignal(window.sync.finished, timeout=SYNC_TIMEOUT_MS):
