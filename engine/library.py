@@ -276,6 +276,8 @@ def folder_device(path: Path) -> int:
 def photo_folder(folder: Path | str) -> Path:
     """``folder`` as a library keeps it (absolute, links resolved), or :class:`RootError` saying
     why it cannot be one (missing, not a folder, unreadable)."""
+    if not str(folder).strip():  # ("" would be the current folder, which nobody means by it)
+        raise RootError("no folder given")
     path = Path(folder).expanduser()
     try:
         path = path.resolve(strict=True)
@@ -1257,7 +1259,7 @@ class Library:
                    AND NOT EXISTS (SELECT 1 FROM photo_text t WHERE t.content_id = p.content_id)"""
             ).fetchone()[0]
         return {
-            "library": str(self.db_path),
+            "library": str(self.db_path.absolute()),
             "photos": total,
             "indexed": indexed,
             "failed": failed,

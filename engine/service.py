@@ -205,7 +205,8 @@ class LibraryService:
         self._emit(
             ServiceEvent(
                 "reconciled",
-                f"{report.found} photos found, {report.new} new, {report.changed} changed, {report.removed} removed"
+                f"{report.found} photo{'s' if report.found != 1 else ''} found, {report.new} new, "
+                f"{report.changed} changed, {report.removed} removed"
                 + (f"; {index.embedded} indexed, {index.reused} reused, {index.failed} failed" if index else ""),
                 sync=report,
                 index=index,

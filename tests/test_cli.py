@@ -616,3 +616,11 @@ def test_watch_without_a_library_makes_none(tmp_path, capsys):
     new = tmp_path / "new.sqlite3"
     assert main(["watch", "--db", str(new)]) == 1
     assert "no library at" in capsys.readouterr().err and not new.exists()
+
+
+def test_an_empty_folder_name_is_refused_and_status_names_the_library_in_full(db, tmp_path, capsys, monkeypatch):
+    assert main(["index", "", *db]) == 2  # (it was the current folder)
+    assert capsys.readouterr().err.strip() == "photoseek: no folder given"
+    monkeypatch.chdir(tmp_path)
+    assert main(["status", "--json", "--db", "lib.sqlite3"]) == 0
+    assert json.loads(capsys.readouterr().out)["library"] == str(tmp_path / "lib.sqlite3")

@@ -110,6 +110,8 @@ def test_status_and_doctor_show_the_provider_and_the_warning(tmp_path, tiny_bund
     out = capsys.readouterr().out
     assert "device:   --device gpu: chosen" in out
     assert "last run: CPU" in out and "WARNING:  last run:" in out
+    if runtime.gpu_hardware_present() is False:  # said before any session starts (it said nothing)
+        assert "WARNING:  a GPU was requested but none was found on this computer" in out
     assert main(["doctor", "--db", db, "--device", "gpu", *model]) == 0
     out = capsys.readouterr().out
     assert "sessions run on: CPU" in out and "WARNING:" in out

@@ -244,6 +244,9 @@ class SessionFactory:
         self.report = DeviceReport(requested=device, tried=list(self.providers))
         if device == "gpu" and self.cpu_only:
             self.report.warning = "a GPU was requested but this ONNX Runtime has no GPU provider"
+        elif device == "gpu" and gpu_hardware_present() is False:
+            # Said before a session starts (`status` starts none), and again if one falls back.
+            self.report.warning = "a GPU was requested but none was found on this computer; the CPU runs the models"
         self._lock = threading.Lock()
         log.info("execution providers to try for device=%s: %s; %d threads", device, self.providers, self.threads)
 
