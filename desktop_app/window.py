@@ -697,7 +697,8 @@ class MainWindow(QMainWindow):
                 if self._similar_source() is None:  # (Find similar keeps its photo in the panel)
                     self.grid.setCurrentIndex(self.model.index(0))
         else:
-            self.message.setText(_sentence(results.message or "no photo matches well enough"))
+            message = _sentence(results.message or "no photo matches well enough")
+            self.message.setText(NO_FOLDERS if not self.library.roots() else message)  # (how to start)
             self.message.setVisible(True)
             self.status_text.setText(_matches(0, text))
             self.detail.show_photo(self._similar_source())

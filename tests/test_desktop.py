@@ -200,6 +200,9 @@ def test_removing_a_folder_can_be_undone_without_indexing_again(qtbot, open_wind
     qtbot.waitUntil(lambda: undo_button() is not None, timeout=10_000)
     assert window.model.rowCount() == 0 and window.library.roots() == []
     assert window.message.isVisible() and window.message.text() == NO_FOLDERS  # what to do next
+    search(qtbot, window, "red")  # a search meanwhile keeps saying how to start
+    assert window.message.isVisible() and window.message.text() == NO_FOLDERS
+    window.search.clear()
     # What was removed stays said beside its Undo, whatever the status line says meanwhile.
     window._update_counts()
     qtbot.wait(1500)
