@@ -385,9 +385,15 @@ class ProblemsDialog(QDialog):
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         for row, (path, why) in enumerate(problems):
-            self.table.setItem(row, 0, QTableWidgetItem(path))
-            self.table.setItem(row, 1, QTableWidgetItem(why))
+            for column, text in enumerate((path, why)):
+                item = QTableWidgetItem(text)
+                item.setToolTip(text)  # (a long path or reason is cut at the column's edge)
+                self.table.setItem(row, column, item)
         self.table.resizeColumnToContents(0)
+        if problems:
+            count = len(problems)
+            heading = "This one could not be read:" if count == 1 else f"These {count} could not be read:"
+            layout.addWidget(QLabel(heading))
         layout.addWidget(self.table)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)

@@ -166,6 +166,7 @@ def test_adding_a_folder_indexes_it_and_problems_lists_a_corrupt_file(
     window.show_problems()
     table = window.problems_dialog.table
     rows = sorted((table.item(n, 0).text(), table.item(n, 1).text()) for n in range(table.rowCount()))
+    assert all(table.item(n, 1).toolTip() == table.item(n, 1).text() for n in range(table.rowCount()))
     assert len(rows) == 2 and rows[0][0].endswith("broken.jpg") and rows[0][1]
     assert rows[1] == (str(locked.resolve()), "cannot look into the folder: permission denied")
     # The unreadable file is not counted as a photo (it said "5 photos, 2 could not be read").
