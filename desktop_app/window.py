@@ -460,6 +460,9 @@ class PreferencesDialog(QDialog):
                 self.download.addItem(f"{entry.title} ({entry.name})", entry.name)
         self.download_info = QLabel()
         self.download_info.setWordWrap(True)
+        # Laid out for more lines than it needs at the dialog's width: at the top, not centred
+        # below a blank gap.
+        self.download_info.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.download_button = QPushButton("Download")
         self.download_button.setEnabled(self.download.count() > 0)
         self.download.currentIndexChanged.connect(self._describe_download)
