@@ -49,7 +49,7 @@ def _bundles_in(root: Path) -> tuple[list[Manifest], list[DamagedBundle]]:
             try:
                 found.append(load_manifest(folder))
             except ModelError as exc:
-                log.warning("model bundle %s cannot be used: %s", folder, exc)
+                log.info("model bundle %s cannot be used: %s", folder, exc)  # (said where it is named)
                 damaged.append(DamagedBundle(folder, str(exc)))
     return found, damaged
 
