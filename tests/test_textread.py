@@ -60,3 +60,37 @@ def test_the_watcher_reads_text_in_photos_that_arrive(tmp_path, tiny_bundle, rgb
                 time.sleep(0.1)
         assert 'Text in the photo: "STOP"' in (library.photo(rgb_folder / "late" / "stop.jpg").caption or "")
         assert [e.message for e in events if e.kind == "text"] == ["text found in 1 new photo"]
+
+
+def test_a_stopped_text_pass_keeps_what_it_read(tmp_path, tiny_bundle, rgb_folder, monkeypatch):
+    import threading
+
+    from engine.ingest import faces as face_finding
+    from engine.ingest.textread import FoundText, TextPass
+    from tests.conftest import solid
+
+    monkeypatch.setattr(face_finding, "available", lambda: False)
+    for i in range(12):
+        solid(rgb_folder / f"more{i:02}.jpg", (10 + 15 * i, 90, 40))
+    stop = threading.Event()
+    read: list[int] = []
+
+    class Reader:  # as the OCR reader, quick; the window is closed (or Ctrl+C) after the third photo
+        def read(self, _image):
+            read.append(1)
+            if len(read) == 3:
+                stop.set()
+            return FoundText("", 0.0)
+
+    with Library(tmp_path / "lib.sqlite3", model=str(tiny_bundle), device="cpu") as library:
+        library.add_root(rgb_folder)
+        library.sync(read_text=False)
+        text_pass = TextPass(library.db_path, library.model, workers=1, cancel=stop, reader_factory=Reader)
+        jobs = text_pass.pending(library._conn)
+        assert len(jobs) == 15
+        text_pass.run(jobs)
+        kept = library._conn.execute("SELECT count(*) FROM photo_text").fetchone()[0]
+        # The photos read before the stop are kept (one still being read may not be); they were
+        # thrown away, the batch being stored every 16.
+        assert 3 <= kept <= len(read)
+        assert len(text_pass.pending(library._conn)) == 15 - kept

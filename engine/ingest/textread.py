@@ -267,30 +267,41 @@ class TextPass:
             in_flight: set[Future[tuple[TextJob, Found]]] = set()
             batch: list[tuple[int, Found]] = []
             last = 0.0
+
+            def store() -> None:
+                nonlocal batch
+                texts = {cid: f.text.text for cid, f in batch if f.text is not None and f.text.text}
+                with_text.extend(texts)
+                with_faces.extend(cid for cid, f in batch if f.faces)
+                self._store(writer, batch, self._embed(texts))
+                batch = []
+
             with ThreadPoolExecutor(self.workers, thread_name_prefix="photoseek-text") as pool:
-                while (pending or in_flight) and not self.cancel.is_set():
-                    while pending and len(in_flight) < 2 * self.workers:
-                        in_flight.add(pool.submit(self._read, pending.pop()))
-                    finished, in_flight = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        job, found = future.result()
-                        done += 1
-                        batch.append((job.content_id, found))
-                    if len(batch) >= 16 or (batch and not in_flight and not pending):
-                        texts = {cid: f.text.text for cid, f in batch if f.text is not None and f.text.text}
-                        with_text += list(texts)
-                        with_faces += [cid for cid, f in batch if f.faces]
-                        self._store(writer, batch, self._embed(texts))
-                        batch = []
-                    now = time.perf_counter()
-                    if self.on_progress and (now - last > 0.25 or not (pending or in_flight)):
-                        last = now
-                        elapsed = now - started
-                        rate = done / elapsed if elapsed > 0 else 0.0
-                        eta = (len(jobs) - done) / rate if rate > 0 else None
-                        self.on_progress(IndexProgress(done, len(jobs), done, 0, 0, rate, eta, elapsed))
-                for future in in_flight:
-                    future.cancel()
+                try:
+                    while (pending or in_flight) and not self.cancel.is_set():
+                        while pending and len(in_flight) < 2 * self.workers:
+                            in_flight.add(pool.submit(self._read, pending.pop()))
+                        finished, in_flight = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
+                        for future in finished:
+                            job, found = future.result()
+                            done += 1
+                            batch.append((job.content_id, found))
+                        if len(batch) >= 16 or (batch and not in_flight and not pending):
+                            store()
+                        now = time.perf_counter()
+                        if self.on_progress and (now - last > 0.25 or not (pending or in_flight)):
+                            last = now
+                            elapsed = now - started
+                            rate = done / elapsed if elapsed > 0 else 0.0
+                            eta = (len(jobs) - done) / rate if rate > 0 else None
+                            self.on_progress(IndexProgress(done, len(jobs), done, 0, 0, rate, eta, elapsed))
+                finally:
+                    for future in in_flight:
+                        future.cancel()
+                    # Stopped (the window closing, Ctrl+C): what was read already is kept, not
+                    # read again by the next pass (up to a batch of photos was lost).
+                    if batch:
+                        store()
         finally:
             writer.close()
         return PassResult(with_text, with_faces)
