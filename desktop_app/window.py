@@ -1052,13 +1052,15 @@ class MainWindow(QMainWindow):
                 self._update_counts()  # photos added or removed by the watcher
 
     def _update_counts(self) -> None:
-        failed = self.library.problems()  # files that are no photo it can read: not counted as photos
-        folders = self.library.unreadable()
-        count = self.library.photo_count() - len(failed)
+        failed = len(self.library.problems())  # files that are no photo it can read: not counted as photos
+        walked = [why for _, why in self.library.unreadable()]  # folders (and links) the walk could not read
+        files = failed + sum(why.startswith("cannot read the file") for why in walked)
+        folders = len(walked) - (files - failed)
+        count = self.library.photo_count() - failed
         text = f"{count:,} photo{'s' if count != 1 else ''}"
-        if failed or folders:
-            parts = [f"{len(failed)} file{'s' if len(failed) != 1 else ''}"] if failed else []
-            parts += [f"{len(folders)} folder{'s' if len(folders) != 1 else ''}"] if folders else []
+        if files or folders:
+            parts = [f"{files} file{'s' if files != 1 else ''}"] if files else []
+            parts += [f"{folders} folder{'s' if folders != 1 else ''}"] if folders else []
             text += f", {' and '.join(parts)} could not be read (see Problems)"
         self.status_text.setText(text)
         self._show_empty_hint()

@@ -624,3 +624,13 @@ def test_an_empty_folder_name_is_refused_and_status_names_the_library_in_full(db
     monkeypatch.chdir(tmp_path)
     assert main(["status", "--json", "--db", "lib.sqlite3"]) == 0
     assert json.loads(capsys.readouterr().out)["library"] == str(tmp_path / "lib.sqlite3")
+
+
+def test_a_link_to_a_photo_that_is_not_there_is_listed(db, rgb_folder, tmp_path, capsys):
+    (rgb_folder / "holiday.jpg").symlink_to(tmp_path / "on-a-drive-not-connected.jpg")
+    (rgb_folder / "notes.txt").symlink_to(tmp_path / "nowhere.txt")  # no photo's name: not said
+    assert main(["index", str(rgb_folder), *db]) == 0
+    assert main(["status", *db, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    reason = "cannot read the file: a link to a file that is not there"
+    assert info["unreadable"] == [{"path": str(rgb_folder / "holiday.jpg"), "reason": reason}]

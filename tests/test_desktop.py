@@ -149,6 +149,7 @@ def test_adding_a_folder_indexes_it_and_problems_lists_a_corrupt_file(
     more = tmp_path / "more"
     solid(more / "yellow.jpg", (230, 220, 20))
     (more / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    (more / "gone.jpg").symlink_to(tmp_path / "moved-away.jpg")  # a link to a photo that is not there
     locked = more / "locked"
     solid(locked / "hidden-from-us.jpg", (10, 10, 10))
     real = os.scandir
@@ -167,10 +168,11 @@ def test_adding_a_folder_indexes_it_and_problems_lists_a_corrupt_file(
     table = window.problems_dialog.table
     rows = sorted((table.item(n, 0).text(), table.item(n, 1).text()) for n in range(table.rowCount()))
     assert all(table.item(n, 1).toolTip() == table.item(n, 1).text() for n in range(table.rowCount()))
-    assert len(rows) == 2 and rows[0][0].endswith("broken.jpg") and rows[0][1]
-    assert rows[1] == (str(locked.resolve()), "cannot look into the folder: permission denied")
+    assert len(rows) == 3 and rows[0][0].endswith("broken.jpg") and rows[0][1]
+    assert rows[1] == (str(more.resolve() / "gone.jpg"), "cannot read the file: a link to a file that is not there")
+    assert rows[2] == (str(locked.resolve()), "cannot look into the folder: permission denied")
     # The unreadable file is not counted as a photo (it said "5 photos, 2 could not be read").
-    assert window.status_text.text() == "4 photos, 1 file and 1 folder could not be read (see Problems)"
+    assert window.status_text.text() == "4 photos, 2 files and 1 folder could not be read (see Problems)"
 
 
 def test_removing_a_folder_can_be_undone_without_indexing_again(qtbot, open_window, rgb_folder, monkeypatch):

@@ -161,6 +161,13 @@ def walk(root: Path, start: Path | None = None, *, photos: bool = True) -> WalkR
             except OSError as exc:  # dangling symlink, permission denied, vanished
                 if link:
                     report.dangling.append(entry.path)
+                    if photos and os.path.splitext(entry.name)[1].lower() in PHOTO_EXTENSIONS:
+                        # A photo's name that leads nowhere (its file moved or deleted, its drive
+                        # not connected): said, not skipped without a word.
+                        rel = os.path.relpath(entry.path, root_str)
+                        report.problems.append(
+                            (to_db_name(rel), "cannot read the file: a link to a file that is not there")
+                        )
                 else:
                     rel = os.path.relpath(entry.path, root_str)
                     report.problems.append((to_db_name(rel), f"cannot read the file: {_why(exc)}"))
