@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import paths
+from engine.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def ask_start_new(path: Path, error: str, folders: list[Path]) -> bool:
     from PySide6.QtWidgets import QMessageBox
 
     box = QMessageBox(QMessageBox.Icon.Critical, "Photoseek", f"The library file {path} is damaged ({error}).")
-    named = f" with its {len(folders)} folder{'s' if len(folders) != 1 else ''}" if folders else ""
+    named = f" with its {counted(len(folders), 'folder')}" if folders else ""
     box.setInformativeText(
         f"Your photos are not affected. Photoseek can keep the damaged file beside it, renamed, and start "
         f"a new library{named}; the photos are then indexed again."

@@ -51,10 +51,12 @@ from PySide6.QtWidgets import (
 from desktop_app.photo_model import THUMB, PhotoListModel, PhotoRole
 from desktop_app.tasks import SEARCH_LIMIT, Searcher, SyncTask, Thumbnailer
 from engine.errors import InsideRootError, LibraryBusyError, PhotoseekError, QueryError
+from engine.ingest.scan import FILE_PROBLEM
 from engine.library import Library, Photo, Root, SearchResults, is_damage
 from engine.models.catalogue import catalogue, find, measured_cost
 from engine.models.registry import installed
 from engine.search.query import abbreviate, parse
+from engine.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +95,13 @@ def _matches(count: int, text: str) -> str:
     floor is listed, best first: many are not matches in any strict sense, so the line does not
     say so."""
     like = _like_names(text)
-    photos = f"photo{'s' if count != 1 else ''}"
     shown = abbreviate(text)
     if count == 0:
         return f"No photo looks like {like}" if like else f"No photo matches “{shown}”"
     if count >= SEARCH_LIMIT:
         return f"The {count} photos most like {like}" if like else f"The {count} best of the library for “{shown}”"
-    return f"{count} {photos} like {like}, best first" if like else f"{count} {photos} for “{shown}”, best first"
+    photos = counted(count, "photo")
+    return f"{photos} like {like}, best first" if like else f"{photos} for “{shown}”, best first"
 
 
 def confirm(parent: QWidget, title: str, text: str, verb: str) -> bool:
@@ -168,13 +170,13 @@ class RemovalNote(QWidget):
 
     def add(self, folder: Path, photos: int) -> None:
         self.folders.append((folder, photos))
-        parts = [f"{f.name or f} ({p} photo{'s' if p != 1 else ''})" for f, p in self.folders]
+        parts = [f"{f.name or f} ({counted(p, 'photo')})" for f, p in self.folders]
         named = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
         if len(parts) == 1:
             self.label.setText(f"Removed {named}.")
         else:  # short enough for a narrow window's status bar; the folders in the tooltip
             total = sum(p for _, p in self.folders)
-            self.label.setText(f"Removed {len(parts)} folders ({total} photo{'s' if total != 1 else ''}).")
+            self.label.setText(f"Removed {len(parts)} folders ({counted(total, 'photo')}).")
         self.label.setToolTip(f"Removed {named}.")
         folders = ", ".join(str(f) for f, _ in self.folders)
         self.button.setToolTip(f"Add {folders} back; the photos are not indexed again")
@@ -919,7 +921,7 @@ class MainWindow(QMainWindow):
         roots = self.library.roots()
         online = sum(r.online for r in roots)
         offline = [r.path for r in roots if not r.online]
-        text = f"Watching {online} folder{'s' if online != 1 else ''}" if online else "No folders to watch"
+        text = f"Watching {counted(online, 'folder')}" if online else "No folders to watch"
         if offline:
             text += f", {len(offline)} offline"
         self.watch_label.setText(text)
@@ -1054,13 +1056,13 @@ class MainWindow(QMainWindow):
     def _update_counts(self) -> None:
         failed = len(self.library.problems())  # files that are no photo it can read: not counted as photos
         walked = [why for _, why in self.library.unreadable()]  # folders (and links) the walk could not read
-        files = failed + sum(why.startswith("cannot read the file") for why in walked)
+        files = failed + sum(why.startswith(FILE_PROBLEM) for why in walked)
         folders = len(walked) - (files - failed)
         count = self.library.photo_count() - failed
         text = f"{count:,} photo{'s' if count != 1 else ''}"
         if files or folders:
-            parts = [f"{files} file{'s' if files != 1 else ''}"] if files else []
-            parts += [f"{folders} folder{'s' if folders != 1 else ''}"] if folders else []
+            parts = [counted(files, "file")] if files else []
+            parts += [counted(folders, "folder")] if folders else []
             text += f", {' and '.join(parts)} could not be read (see Problems)"
         self.status_text.setText(text)
         self._show_empty_hint()

@@ -32,6 +32,7 @@ from engine.errors import (
     QueryError,
     RootError,
 )
+from engine.wording import counted
 
 if TYPE_CHECKING:  # (imported where used: `photoseek --help` and Ctrl+C answer at once)
     from engine.ingest.pipeline import IndexProgress
@@ -146,7 +147,7 @@ def _print_sync(report, stream=None, seconds: float | None = None) -> None:
     stream = stream or sys.stderr
     index = report.index
     parts = [
-        f"{_count(report.found, 'photo')} found",
+        f"{counted(report.found, 'photo')} found",
         f"{report.new} new",
         f"{report.changed} changed",
         f"{report.removed} removed",
@@ -299,7 +300,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                         print(f"       {hit.photo.caption}")
             if results.left_out:
                 note = (
-                    f"left out {_count(results.left_out, 'photo')} no longer on disk: deleted, or on a drive not "
+                    f"left out {counted(results.left_out, 'photo')} no longer on disk: deleted, or on a drive not "
                     "connected (`photoseek index` brings the library up to date)"
                 )
                 print(f"{text}: {note}" if batch else note, file=sys.stderr)
@@ -366,11 +367,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"WARNING:  last run: {last['warning']}")
     for root in info["roots"]:
         state = "" if root["online"] else "  (offline)"
-        print(f"folder:   {_shown(root['path'])}  {_count(root['photos'], 'photo')}{state}")
+        print(f"folder:   {_shown(root['path'])}  {counted(root['photos'], 'photo')}{state}")
     print(f"photos:   {info['photos']}  indexed {info['indexed']}  pending {info['pending']}  failed {info['failed']}")
     if info["text_pending"]:
         print(
-            f"text and faces: not looked for yet in {_count(info['text_pending'], 'photo')} "
+            f"text and faces: not looked for yet in {counted(info['text_pending'], 'photo')} "
             "(`photoseek index` goes on; searching works meanwhile)"
         )
     problems = info["failures"] + info["unreadable"]
@@ -379,10 +380,6 @@ def cmd_status(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"  {_shown(problem['path'])}: {problem['reason']}")
     return EXIT_OK
-
-
-def _count(n: object, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -395,7 +392,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
                 raise RootError(f"{folder} is not a folder of this library")
         for folder in args.folders:
             count = library.remove_root(folder)
-            print(f"removed {_shown(folder)} from the library ({_count(count, 'photo')}); its files are not touched")
+            print(f"removed {_shown(folder)} from the library ({counted(count, 'photo')}); its files are not touched")
     print(
         f"`photoseek index FOLDER` adds a folder back; within {KEEP_REMOVED_SECONDS / 60:.0f} minutes "
         "it reuses what was indexed",
@@ -474,7 +471,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         report = library.sync(on_progress=progress, on_text_progress=progress.text)
         progress.done()
         _print_sync(report)
-        print(f"\nLibrary: {library.db_path} ({library.photo_count()} photos from {folder})\n")
+        print(f"\nLibrary: {library.db_path} ({library.photocounted()} photos from {folder})\n")
         for text in args.queries or DEMO_QUERIES:
             results = library.search(text, limit=3)
             print(f'Search: "{text}"')
@@ -510,7 +507,7 @@ def _models_list(args: argparse.Namespace) -> int:
                 (library.captioner_name, "captions"),
             ):
                 if name:
-                    marks[name] = mark
+                    marks[registry.canonical(name)] = mark  # ("builtin": the built-in bundle's id)
     bundles = registry.installed()
     print("Installed:")
     if not bundles:
@@ -518,8 +515,6 @@ def _models_list(args: argparse.Namespace) -> int:
     for manifest in bundles:
         size = sum(int(f.get("size", 0)) for f in manifest.files.values()) / 1e6
         mark = next((m for n, m in marks.items() if n in (manifest.id, manifest.label, str(manifest.root))), "")
-        if not mark and manifest.id == "photoseek-builtin" and marks.get("builtin"):
-            mark = marks["builtin"]
         print(
             f"  {manifest.id:24} {manifest.version:12} {manifest.kind:16} {size:8.1f} MB  {manifest.name}"
             + (f"  [{mark}]" if mark else "")
@@ -610,7 +605,7 @@ def _models_use(args: argparse.Namespace) -> int:
             print(f"the library now uses {switch.model}")
             waiting = len(library.pending_jobs())
             if waiting:  # (the model it used was gone: nothing to search with until then)
-                print(f"run `photoseek index` to embed {_count(waiting, 'photo')} with it")
+                print(f"run `photoseek index` to embed {counted(waiting, 'photo')} with it")
             return EXIT_OK
         print(f"switching to {switch.model}: every photo is embedded with it first; search uses the current model")
         if args.later:

@@ -46,8 +46,8 @@ from engine.models.builtin import Progress as BuildProgress
 from engine.models.encoders import normalize
 from engine.models.manifest import MANIFEST_NAME, load_manifest
 from engine.models.registry import (
-    BUILTIN_ALIASES,
     LoadedModel,
+    canonical,
     installed,
     is_named,
     load_captioner_bundle,
@@ -463,13 +463,13 @@ class Library:
         chosen), a model it is switching to, its captioner. Not to be removed."""
         names = (self.model_name or BUILTIN_ID, self.pending_model_name, self.captioner_name)
         # "builtin" (as `models use builtin` records it) is the built-in bundle by its id.
-        return {BUILTIN_ID if name in BUILTIN_ALIASES else name for name in names if name}
+        return {canonical(name) for name in names if name}
 
     def uses_model(self, name: str) -> bool:
         """Whether ``name`` (an id, a label, a folder) names a bundle of :meth:`models_in_use`.
         Only installed bundles are looked at: resolving the name could build the built-in model."""
         in_use = self.models_in_use()
-        name = BUILTIN_ID if name in BUILTIN_ALIASES else name
+        name = canonical(name)
         bundle = next((m for m in installed(self._models_root) if is_named(m, name)), None)
         return name in in_use or (bundle is not None and any(is_named(bundle, n) for n in in_use))
 
@@ -1628,7 +1628,7 @@ class Library:
         if other is None:
             return "the library has no indexed photos yet"
         chosen = {self._model_name, self._meta("model")}
-        if len({BUILTIN_ID if name in BUILTIN_ALIASES else name for name in chosen}) == 1:  # the library's own
+        if len({canonical(name) for name in chosen}) == 1:  # the library's own
             return f"the library's photos are not embedded with {self.model.id} yet (`photoseek index` embeds them)"
         return (
             f"no photo of the library is embedded with {self.model.id}: its photos are embedded with "

@@ -32,6 +32,7 @@ from engine.errors import PhotoseekError
 from engine.ingest.pipeline import IndexProgress, IndexReport
 from engine.ingest.watch import FolderWatcher
 from engine.library import Library, Root, SyncReport
+from engine.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,7 @@ class LibraryService:
         self._emit(
             ServiceEvent(
                 "reconciled",
-                f"{report.found} photo{'s' if report.found != 1 else ''} found, {report.new} new, "
+                f"{counted(report.found, 'photo')} found, {report.new} new, "
                 f"{report.changed} changed, {report.removed} removed"
                 + (f"; {index.embedded} indexed, {index.reused} reused, {index.failed} failed" if index else ""),
                 sync=report,
@@ -283,7 +284,7 @@ class LibraryService:
             self._text_due = False
             found = self.library.read_text(cancel=self._cancel, workers=self.workers)
             if found:
-                self._emit(ServiceEvent("text", f"text found in {found} new photo{'s' if found != 1 else ''}"))
+                self._emit(ServiceEvent("text", f"text found in {counted(found, 'new photo')}"))
             return
         busy = self.watcher.busy or self._retry_at is not None
         if busy:

@@ -104,6 +104,11 @@ def _second_path(folder: str, real: str, real_root: str) -> bool:
     return real != os.path.abspath(folder) and (real == real_root or _inside(real, real_root))
 
 
+#: How the walk's reasons for a file begin (the others are about a folder), for those that
+#: count them apart.
+FILE_PROBLEM = "cannot read the file"
+
+
 def _why(exc: OSError) -> str:
     """The system's reason, as the other reasons are written ("permission denied")."""
     why = exc.strerror or str(exc)
@@ -165,12 +170,10 @@ def walk(root: Path, start: Path | None = None, *, photos: bool = True) -> WalkR
                         # A photo's name that leads nowhere (its file moved or deleted, its drive
                         # not connected): said, not skipped without a word.
                         rel = os.path.relpath(entry.path, root_str)
-                        report.problems.append(
-                            (to_db_name(rel), "cannot read the file: a link to a file that is not there")
-                        )
+                        report.problems.append((to_db_name(rel), f"{FILE_PROBLEM}: a link to a file that is not there"))
                 else:
                     rel = os.path.relpath(entry.path, root_str)
-                    report.problems.append((to_db_name(rel), f"cannot read the file: {_why(exc)}"))
+                    report.problems.append((to_db_name(rel), f"{FILE_PROBLEM}: {_why(exc)}"))
                 continue
             if stat.S_ISDIR(info.st_mode):
                 key = (info.st_dev, info.st_ino)

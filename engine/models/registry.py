@@ -24,6 +24,12 @@ log = logging.getLogger(__name__)
 BUILTIN_ALIASES = {None, "", "builtin", "built-in", BUILTIN_ID}
 
 
+def canonical(name: str | None) -> str:
+    """``name`` with the built-in model's aliases ("builtin", as `models use builtin` records it,
+    or none at all) given as its id."""
+    return BUILTIN_ID if name is None or name in BUILTIN_ALIASES else name
+
+
 @dataclass(frozen=True)
 class DamagedBundle:
     """A bundle folder whose manifest or files cannot be used (a file missing, cut short, or
