@@ -73,7 +73,7 @@ def _like_names(text: str) -> str | None:
         query = parse(text)
     except QueryError:
         return None
-    if query.like and not (query.text or query.plus or query.minus):
+    if query.is_similar:
         return ", ".join(f"“{Path(t).name}”" for t in query.like)
     return None
 

@@ -1573,7 +1573,7 @@ class Library:
         query = parse(text)
         # Photos alone (`like:`, Find similar) are compared by the model's photo-to-photo vectors
         # where it has them; descriptions and arithmetic stay in the joint space.
-        alike = self.similar_index() if query.like and not (query.text or query.plus or query.minus) else None
+        alike = self.similar_index() if query.is_similar else None
         if alike is not None:
             vector = normalize(np.sum([self._like_vector(t, similar=True) for t in query.like], axis=0))
             index = alike
@@ -1590,7 +1590,7 @@ class Library:
         # chose moves them (registry.LoadedModel._moved).
         if alike is not None:
             floor = self.model.similar_floor(cutoff)
-        elif query.like and not (query.text or query.plus or query.minus):  # the embeddings: no floor set
+        elif query.is_similar:  # on the embeddings: no floor set
             floor = -1.0 if cutoff is None else cutoff
         else:
             floor = self.model.relevance_floor(vector, chosen=cutoff)

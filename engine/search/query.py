@@ -39,9 +39,13 @@ class Query:
 
     @property
     def is_plain(self) -> bool:
-        """Only a description: the model's relevance cutoff applies (one given explicitly applies
-        to every query)."""
+        """Only a description: no arithmetic, no photos."""
         return not (self.plus or self.minus or self.like)
+
+    @property
+    def is_similar(self) -> bool:
+        """Only photos (``like:``, Find similar): no words, no arithmetic."""
+        return bool(self.like) and not (self.text or self.plus or self.minus)
 
 
 def _tokens(raw: str) -> list[str]:
