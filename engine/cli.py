@@ -471,7 +471,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         report = library.sync(on_progress=progress, on_text_progress=progress.text)
         progress.done()
         _print_sync(report)
-        print(f"\nLibrary: {library.db_path} ({library.photocounted()} photos from {folder})\n")
+        print(f"\nLibrary: {library.db_path} ({library.photo_count()} photos from {folder})\n")
         for text in args.queries or DEMO_QUERIES:
             results = library.search(text, limit=3)
             print(f'Search: "{text}"')

@@ -634,3 +634,13 @@ def test_a_link_to_a_photo_that_is_not_there_is_listed(db, rgb_folder, tmp_path,
     info = json.loads(capsys.readouterr().out)
     reason = "cannot read the file: a link to a file that is not there"
     assert info["unreadable"] == [{"path": str(rgb_folder / "holiday.jpg"), "reason": reason}]
+
+
+def test_demo_indexes_a_folder_and_prints_its_searches(tmp_path, tiny_bundle, rgb_folder, capsys):
+    # (The README's first command ends here, with the sample photos and the built-in model.)
+    db = tmp_path / "demo.sqlite3"
+    options = ["--db", str(db), "--model", str(tiny_bundle), "--device", "cpu", "--folder", str(rgb_folder)]
+    assert main(["demo", *options, "red"]) == 0
+    out = capsys.readouterr().out
+    assert f"Library: {db} (3 photos from {rgb_folder})" in out
+    assert 'Search: "red"' in out and "red.jpg" in out
